@@ -1,0 +1,68 @@
+#pragma once
+// The attributes a node carries besides its inputs, dtype and shape. Each op reads one alternative.
+#include <cstdint>
+#include <variant>
+#include <vector>
+
+namespace xg {
+
+/// Reductions (axes reduced, keepdims) and permute (axes = the permutation).
+struct AxesAttr {
+  std::vector<int> axes;
+  bool keepdims = false;
+  bool operator==(const AxesAttr&) const = default;
+};
+
+/// softmax, log_softmax, concat: one normalized axis.
+struct AxisAttr {
+  int axis = 0;
+  bool operator==(const AxisAttr&) const = default;
+};
+
+/// slice and its gradient slice_scatter: elements start, start+step, ... < stop of `axis`,
+/// whose full extent is `extent`.
+struct SliceAttr {
+  int axis = 0;
+  std::int64_t start = 0, stop = 0, step = 1, extent = 0;
+  bool operator==(const SliceAttr&) const = default;
+};
+
+struct MatmulAttr {
+  bool transpose_a = false, transpose_b = false;
+  bool operator==(const MatmulAttr&) const = default;
+};
+
+/// layer_norm and its gradient: normalize over the last `normalized_ndim` axes.
+struct NormAttr {
+  int normalized_ndim = 1;
+  double eps = 1e-5;
+  bool has_gamma = false, has_beta = false;
+  bool operator==(const NormAttr&) const = default;
+};
+
+/// Ops that take or place one index per position along `axis` (pick, unpick, one_hot):
+/// `depth` is the extent of that axis; positions whose index equals `ignore_index` are skipped.
+struct IndexAttr {
+  int axis = 0;
+  std::int64_t depth = 0;
+  std::int64_t ignore_index = INT64_MIN;
+  bool operator==(const IndexAttr&) const = default;
+};
+
+enum class GeluApprox : std::uint8_t { none, tanh };
+struct GeluAttr {
+  GeluApprox approximate = GeluApprox::none;
+  bool operator==(const GeluAttr&) const = default;
+};
+
+/// dropout_mask: keep probability 1-p, scaled by 1/(1-p); the stream is seed x run x element.
+struct DropoutAttr {
+  double p = 0.0;
+  std::uint64_t seed = 0;
+  bool operator==(const DropoutAttr&) const = default;
+};
+
+using Attrs = std::variant<std::monostate, AxesAttr, AxisAttr, SliceAttr, MatmulAttr, NormAttr,
+                           IndexAttr, GeluAttr, DropoutAttr>;
+
+}  // namespace xg

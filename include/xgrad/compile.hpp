@@ -1,0 +1,79 @@
+#pragma once
+// compile(): graph -> Program (dead-node elimination, schedule, liveness, static memory plan).
+// Program::run(): a flat list of kernel calls over one preallocated arena.
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "xgrad/graph.hpp"
+#include "xgrad/tensor.hpp"
+
+namespace xg {
+
+struct CompileOptions {
+  /// Let elementwise ops write over an operand that dies at that op.
+  bool in_place = true;
+};
+
+/// One input value for Program::run: a view, not a copy, of the caller's array.
+struct Feed {
+  Var var;
+  TensorRef value;
+};
+
+/// Where the bytes went: the arena against the sum of all tensor bytes, and the peak of live bytes
+/// over the schedule (the lower bound of any plan for this schedule).
+struct MemoryReport {
+  std::size_t arena_bytes = 0;
+  std::size_t tensor_bytes = 0;
+  std::size_t peak_live_bytes = 0;
+  std::size_t buffers = 0;
+  std::size_t values = 0;
+};
+
+class Program {
+ public:
+  Program(Program&&) noexcept;
+  Program& operator=(Program&&) noexcept;
+  ~Program();
+
+  /// Runs the schedule. Every input the outputs depend on needs a feed of its exact shape and dtype.
+  /// No heap allocation once the Program exists.
+  void run(std::span<const Feed> feeds);
+  void run(std::initializer_list<Feed> feeds) { run(std::span<const Feed>(feeds.begin(), feeds.size())); }
+
+  /// The value of an output (or of any input or parameter of the graph) after the last run.
+  Tensor get(Var v) const;
+  template <class T>
+  xt::xarray<T> get(Var v) const {
+    return get(v).template as<T>();
+  }
+  /// A view of the same value without a copy; valid until the next run.
+  TensorRef view(Var v) const;
+
+  /// Dropout is active in training mode only (the default is evaluation).
+  void set_training(bool training);
+  bool training() const;
+
+  const MemoryReport& memory() const;
+  /// Number of kernel calls per run.
+  std::size_t steps() const;
+  /// One line per scheduled node: id, op, dtype, shape, inputs, arena offset.
+  std::string dump() const;
+
+ private:
+  friend Program compile(const Graph&, const std::vector<Var>&, const CompileOptions&);
+  struct Impl;
+  explicit Program(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Compiles the part of `graph` that `outputs` depend on. The Program keeps its own copy of the
+/// nodes and shares parameter values with the graph.
+Program compile(const Graph& graph, const std::vector<Var>& outputs, const CompileOptions& options = {});
+
+}  // namespace xg

@@ -1,0 +1,122 @@
+#pragma once
+// Graph: an append-only list of nodes, each with its shape and dtype fixed when it is created.
+// Var: a cheap handle to one node of one graph.
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "xgrad/attrs.hpp"
+#include "xgrad/tensor.hpp"
+
+namespace xg {
+
+struct OpDef;  // an op's kernel and gradient rule; defined in src/ops
+class Graph;
+
+struct Node {
+  const OpDef* op = nullptr;
+  std::vector<int> inputs;
+  Attrs attrs;
+  DType dtype = DType::f32;
+  Shape shape;
+  std::string name;  // inputs and params always have one; other nodes may
+
+  std::string_view op_name() const;
+};
+
+/// A handle to one node. Cheap to copy; valid while its Graph lives.
+class Var {
+ public:
+  Var() = default;
+  Var(Graph* graph, int id) : graph_(graph), id_(id) {}
+
+  bool valid() const { return graph_ != nullptr; }
+  Graph& graph() const;
+  int id() const { return id_; }
+  const Node& node() const;
+  const Shape& shape() const { return node().shape; }
+  DType dtype() const { return node().dtype; }
+  int rank() const { return shape().rank(); }
+  /// "node 12 (matmul 'scores')": how errors name a node.
+  std::string describe() const;
+
+ private:
+  Graph* graph_ = nullptr;
+  int id_ = -1;
+};
+
+/// How a parameter is filled when it is created. Draws come from the graph's seeded generator.
+struct Init {
+  enum class Kind : std::uint8_t { constant, normal, uniform };
+  Kind kind = Kind::constant;
+  double a = 0.0, b = 0.0;  // constant: value a; normal: mean a, std b; uniform: [a, b)
+
+  static Init zeros() { return {Kind::constant, 0.0, 0.0}; }
+  static Init ones() { return {Kind::constant, 1.0, 0.0}; }
+  static Init constant(double value) { return {Kind::constant, value, 0.0}; }
+  static Init normal(double mean, double std) { return {Kind::normal, mean, std}; }
+  static Init uniform(double low, double high) { return {Kind::uniform, low, high}; }
+};
+
+/// Parameter and constant values. Programs compiled from a graph share it, so an optimizer step
+/// taken through one Program is seen by every other (a training and an evaluation program).
+struct ValueStore {
+  std::unordered_map<int, Tensor> values;  // node id -> value; references stay valid on insert
+};
+
+class Graph {
+ public:
+  /// `seed` drives parameter initialisation and dropout streams; `float_type` is the dtype of
+  /// parameters, scalars and masks unless a call says otherwise.
+  explicit Graph(std::uint64_t seed = 0, DType float_type = DType::f32);
+  Graph(const Graph& other);  // deep: the copy owns its own parameter values
+  Graph& operator=(const Graph& other);
+  Graph(Graph&&) noexcept = default;
+  Graph& operator=(Graph&&) noexcept = default;
+  ~Graph() = default;
+
+  DType float_type() const { return float_type_; }
+
+  Var input(std::string name, Shape shape, DType dtype);
+  Var input(std::string name, Shape shape) { return input(std::move(name), std::move(shape), float_type_); }
+  Var param(std::string name, Shape shape, Init init);
+  Var param(std::string name, Shape shape, Init init, DType dtype);
+  Var constant(Tensor value, std::string name = {});
+  Var scalar(double value, DType dtype);
+  Var scalar(double value) { return scalar(value, float_type_); }
+
+  /// Appends a node; used by the op builders, which have already checked and inferred everything.
+  Var add_node(const OpDef& op, const std::vector<Var>& inputs, Attrs attrs, DType dtype, Shape shape,
+               std::string name = {});
+
+  int size() const { return static_cast<int>(nodes_.size()); }
+  const Node& node(int id) const { return nodes_.at(static_cast<std::size_t>(id)); }
+  Var var(int id) { return Var(this, id); }
+  /// The input or parameter of that name; throws ValueError if there is none.
+  Var find(std::string_view name);
+  std::vector<Var> params();
+  std::vector<Var> inputs();
+
+  /// The value of a parameter or constant.
+  Tensor& value(Var leaf);
+  const Tensor& value(Var leaf) const;
+  const std::shared_ptr<ValueStore>& store() const { return store_; }
+
+  /// A fresh 64-bit seed from the graph's generator (dropout streams).
+  std::uint64_t next_seed() { return rng_(); }
+
+ private:
+  void check_owned(Var v, std::string_view what) const;
+  void check_new_name(const std::string& name) const;
+
+  std::vector<Node> nodes_;
+  std::shared_ptr<ValueStore> store_;
+  std::mt19937_64 rng_;
+  DType float_type_;
+};
+
+}  // namespace xg

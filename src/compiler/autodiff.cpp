@@ -1,0 +1,93 @@
+// Reverse-mode autodiff as a graph transformation. The walk is generic; every derivative rule lives
+// with its op (OpDef::vjp) and is built from ops, so gradients are nodes like any other.
+#include "xgrad/autodiff.hpp"
+
+#include <fmt/format.h>
+
+#include "ops/builder_util.hpp"
+#include "xgrad/format.hpp"
+#include "xgrad/ops.hpp"
+
+namespace xg {
+
+namespace {
+
+/// Nodes on some path from a node of wrt to y: only their gradients are built.
+std::vector<bool> on_path(const Graph& graph, Var y, const std::vector<Var>& wrt) {
+  std::vector<bool> from_wrt(static_cast<std::size_t>(y.id() + 1), false);
+  for (Var w : wrt) {
+    if (w.id() <= y.id()) from_wrt[static_cast<std::size_t>(w.id())] = true;
+  }
+  for (int id = 0; id <= y.id(); ++id) {
+    const Node& n = graph.node(id);
+    if (!is_float(n.dtype)) continue;
+    for (int in : n.inputs) from_wrt[static_cast<std::size_t>(id)] = from_wrt[static_cast<std::size_t>(id)] || from_wrt[static_cast<std::size_t>(in)];
+  }
+  std::vector<bool> to_y(static_cast<std::size_t>(y.id() + 1), false);
+  to_y[static_cast<std::size_t>(y.id())] = true;
+  for (int id = y.id(); id >= 0; --id) {
+    if (!to_y[static_cast<std::size_t>(id)]) continue;
+    for (int in : graph.node(id).inputs) to_y[static_cast<std::size_t>(in)] = true;
+  }
+  for (std::size_t id = 0; id < to_y.size(); ++id) to_y[id] = to_y[id] && from_wrt[id] && is_float(graph.node(static_cast<int>(id)).dtype);
+  return to_y;
+}
+
+}  // namespace
+
+std::vector<Var> grad(Graph& graph, Var y, const std::vector<Var>& wrt, std::optional<Var> seed) {
+  detail::same_graph("grad", {y});
+  if (!is_float(y.dtype())) throw GradientError(fmt::format("grad: {} is {}, not a float value", y.describe(), y.dtype()));
+  for (Var w : wrt) {
+    detail::same_graph("grad", {y, w});
+    if (!is_float(w.dtype())) {
+      throw GradientError(fmt::format("grad: {} has dtype {}; integer values have no gradient", w.describe(), w.dtype()));
+    }
+  }
+  Var upstream;
+  if (seed) {
+    detail::same_graph("grad", {y, *seed});
+    if (seed->shape() != y.shape() || seed->dtype() != y.dtype()) {
+      throw GradientError(fmt::format("grad: the seed {} ({} {}) must match {} ({} {})", seed->describe(), seed->dtype(),
+                                      seed->shape(), y.describe(), y.dtype(), y.shape()));
+    }
+    upstream = *seed;
+  } else if (y.shape().numel() != 1) {
+    throw GradientError(fmt::format("grad: {} has shape {}; a non-scalar output needs a seed gradient", y.describe(),
+                                    y.shape()));
+  } else {
+    upstream = broadcast_to(graph.scalar(1.0, y.dtype()), y.shape());
+  }
+
+  const std::vector<bool> needed = on_path(graph, y, wrt);
+  std::vector<Var> grads(static_cast<std::size_t>(y.id() + 1));
+  grads[static_cast<std::size_t>(y.id())] = upstream;
+  for (int id = y.id(); id >= 0; --id) {
+    const Var g = grads[static_cast<std::size_t>(id)];
+    if (!g.valid() || !needed[static_cast<std::size_t>(id)]) continue;
+    const Node node = graph.node(id);  // a copy: the rule appends to the graph
+    if (node.inputs.empty() || !node.op->differentiable) continue;
+    if (node.op->vjp == nullptr) {
+      throw GradientError(fmt::format("grad: {} has no gradient rule, so it cannot be differentiated (it is itself a "
+                                      "fused derivative; xgrad differentiates such ops only once)",
+                                      graph.var(id).describe()));
+    }
+    std::vector<Var> inputs;
+    for (int in : node.inputs) inputs.push_back(graph.var(in));
+    const std::vector<Var> input_grads = node.op->vjp(VjpArgs{graph, node, inputs, graph.var(id), g});
+    for (std::size_t k = 0; k < inputs.size(); ++k) {
+      const auto in = static_cast<std::size_t>(node.inputs[k]);
+      if (!needed[in] || k >= input_grads.size() || !input_grads[k].valid()) continue;
+      grads[in] = grads[in].valid() ? grads[in] + input_grads[k] : input_grads[k];
+    }
+  }
+
+  std::vector<Var> result;
+  for (Var w : wrt) {
+    const Var g = w.id() <= y.id() ? grads[static_cast<std::size_t>(w.id())] : Var{};
+    result.push_back(g.valid() ? g : detail::zeros_like(w));
+  }
+  return result;
+}
+
+}  // namespace xg

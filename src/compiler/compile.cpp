@@ -1,0 +1,168 @@
+// compile(): dead-node elimination, schedule, liveness, in-place and aliasing decisions, and the
+// static memory plan. Everything structural happens here so that run() only calls kernels.
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "compiler/memory_plan.hpp"
+#include "runtime/program_impl.hpp"
+#include "xgrad/format.hpp"
+
+namespace xg {
+
+namespace {
+
+std::size_t bytes_of(const Node& n) { return static_cast<std::size_t>(n.shape.numel()) * size_of(n.dtype); }
+
+bool is_stored(const Node& n) { return n.op == &op_param || n.op == &op_constant; }
+
+/// Values computed or fed, in the order they are produced, with the buffer each one lives in.
+struct Liveness {
+  std::vector<int> step_of;        // per node: 0 for inputs, 1.. for computed nodes, -1 elsewhere
+  std::vector<int> last_use;       // per node
+  std::vector<int> buffer_of;      // per node
+  std::vector<BufferRequest> buffers;
+  std::vector<bool> skip;          // per node: an alias, nothing to run
+};
+
+}  // namespace
+
+Buffer Program::Impl::arena_buffer(int node) {
+  const Node& n = nodes[static_cast<std::size_t>(node)];
+  return Buffer{arena + placement[static_cast<std::size_t>(node)].offset, &n.shape, n.dtype};
+}
+
+Program compile(const Graph& graph, const std::vector<Var>& outputs, const CompileOptions& options) {
+  if (outputs.empty()) throw ValueError("compile: no outputs given");
+  int last = 0;
+  for (Var v : outputs) {
+    if (!v.valid() || &v.graph() != &graph || v.id() < 0 || v.id() >= graph.size()) {
+      throw ValueError(fmt::format("compile: output {} does not belong to this graph", v.describe()));
+    }
+    last = std::max(last, v.id());
+  }
+  auto impl = std::make_unique<Program::Impl>();
+  impl->store = graph.store();
+  for (int id = 0; id <= last; ++id) impl->nodes.push_back(graph.node(id));
+  const auto& nodes = impl->nodes;
+  const std::size_t count = nodes.size();
+
+  // Dead-node elimination: only what the outputs reach.
+  std::vector<bool> live(count, false);
+  impl->is_output.assign(count, false);
+  for (Var v : outputs) live[static_cast<std::size_t>(v.id())] = impl->is_output[static_cast<std::size_t>(v.id())] = true;
+  for (std::size_t id = count; id-- > 0;) {
+    if (!live[id]) continue;
+    for (int in : nodes[id].inputs) live[static_cast<std::size_t>(in)] = true;
+  }
+
+  // Schedule (node ids are already topological) and liveness.
+  Liveness lv{std::vector<int>(count, -1), std::vector<int>(count, -1), std::vector<int>(count, -1), {},
+              std::vector<bool>(count, false)};
+  std::vector<int> schedule;
+  for (std::size_t id = 0; id < count; ++id) {
+    if (!live[id] || is_stored(nodes[id])) continue;
+    if (nodes[id].op == &op_input) {
+      lv.step_of[id] = 0;
+    } else {
+      schedule.push_back(static_cast<int>(id));
+      lv.step_of[id] = static_cast<int>(schedule.size());
+    }
+  }
+  const int end = static_cast<int>(schedule.size()) + 1;
+  for (int id : schedule) {
+    for (int in : nodes[static_cast<std::size_t>(id)].inputs) {
+      auto& use = lv.last_use[static_cast<std::size_t>(in)];
+      use = std::max(use, lv.step_of[static_cast<std::size_t>(id)]);
+    }
+  }
+  for (std::size_t id = 0; id < count; ++id) {
+    if (impl->is_output[id]) lv.last_use[id] = end;
+    if (lv.step_of[id] >= 0) lv.last_use[id] = std::max(lv.last_use[id], lv.step_of[id]);
+  }
+
+  // Buffers: an alias shares its input's; an elementwise op may take an operand's that dies with it.
+  auto new_buffer = [&](std::size_t id) {
+    lv.buffer_of[id] = static_cast<int>(lv.buffers.size());
+    lv.buffers.push_back({bytes_of(nodes[id]), lv.step_of[id], lv.last_use[id]});
+  };
+  auto join_buffer = [&](std::size_t id, int buffer) {
+    lv.buffer_of[id] = buffer;
+    auto& b = lv.buffers[static_cast<std::size_t>(buffer)];
+    b.last_step = std::max(b.last_step, lv.last_use[id]);
+  };
+  for (std::size_t id = 0; id < count; ++id) {
+    if (lv.step_of[id] == 0) new_buffer(id);
+  }
+  for (int node_id : schedule) {
+    const auto id = static_cast<std::size_t>(node_id);
+    const Node& n = nodes[id];
+    const int step = lv.step_of[id];
+    int reuse = -1;
+    if (n.op->alias && lv.buffer_of[static_cast<std::size_t>(n.inputs[0])] >= 0) {
+      reuse = lv.buffer_of[static_cast<std::size_t>(n.inputs[0])];
+      lv.skip[id] = true;
+    } else if (n.op->elementwise && options.in_place) {
+      for (int in : n.inputs) {
+        const Node& operand = nodes[static_cast<std::size_t>(in)];
+        const int b = lv.buffer_of[static_cast<std::size_t>(in)];
+        if (b >= 0 && operand.dtype == n.dtype && operand.shape.numel() == n.shape.numel() &&
+            lv.buffers[static_cast<std::size_t>(b)].last_step == step) {
+          reuse = b;
+          break;
+        }
+      }
+    }
+    if (reuse >= 0) join_buffer(id, reuse);
+    else new_buffer(id);
+  }
+
+  const MemoryPlan plan = plan_memory(lv.buffers);
+  impl->arena_storage.resize(plan.arena_bytes + kArenaAlignment);
+  const auto base = reinterpret_cast<std::uintptr_t>(impl->arena_storage.data());
+  impl->arena = impl->arena_storage.data() + ((kArenaAlignment - base % kArenaAlignment) % kArenaAlignment);
+  impl->memory.arena_bytes = plan.arena_bytes;
+  impl->memory.peak_live_bytes = plan.peak_live_bytes;
+  impl->memory.buffers = lv.buffers.size();
+
+  impl->placement.assign(count, {});
+  for (std::size_t id = 0; id < count; ++id) {
+    if (is_stored(nodes[id])) {
+      impl->placement[id] = {Placement::Kind::stored, 0};
+    } else if (lv.buffer_of[id] >= 0) {
+      impl->placement[id] = {Placement::Kind::arena, plan.offsets[static_cast<std::size_t>(lv.buffer_of[id])]};
+      impl->memory.tensor_bytes += bytes_of(nodes[id]);
+      ++impl->memory.values;
+    }
+  }
+
+  // The flat step list; stored leaves are bound before each run.
+  std::vector<int> leaf_index(count, -1);
+  for (int node_id : schedule) {
+    const auto id = static_cast<std::size_t>(node_id);
+    if (lv.skip[id]) continue;
+    Step step{node_id, nodes[id].op->forward, impl->operands.size(), nodes[id].inputs.size(), impl->arena_buffer(node_id)};
+    for (int in : nodes[id].inputs) {
+      const auto in_id = static_cast<std::size_t>(in);
+      if (is_stored(nodes[in_id])) {
+        if (leaf_index[in_id] < 0) {
+          leaf_index[in_id] = static_cast<int>(impl->leaves.size());
+          impl->leaves.push_back({in, {}});
+        }
+        impl->leaves[static_cast<std::size_t>(leaf_index[in_id])].operands.push_back(impl->operands.size());
+        impl->operands.push_back(Buffer{nullptr, &nodes[in_id].shape, nodes[in_id].dtype});
+      } else {
+        impl->operands.push_back(impl->arena_buffer(in));
+      }
+    }
+    impl->steps.push_back(step);
+  }
+  for (int id = 0; id < static_cast<int>(count); ++id) {
+    if (nodes[static_cast<std::size_t>(id)].op != &op_input) continue;
+    const bool needed = lv.step_of[static_cast<std::size_t>(id)] == 0;
+    impl->inputs.push_back({id, needed ? impl->arena_buffer(id) : Buffer{}, needed});
+  }
+  return Program(std::move(impl));
+}
+
+}  // namespace xg

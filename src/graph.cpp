@@ -1,0 +1,169 @@
+#include "xgrad/graph.hpp"
+
+#include <cmath>
+#include <numbers>
+
+#include <fmt/format.h>
+
+#include "xgrad/format.hpp"
+#include "ops/op_def.hpp"
+
+namespace xg {
+
+const OpDef op_input{.name = "input", .differentiable = false};
+const OpDef op_param{.name = "param", .differentiable = false};
+const OpDef op_constant{.name = "constant", .differentiable = false};
+
+std::string_view Node::op_name() const { return op->name; }
+
+Graph& Var::graph() const {
+  if (graph_ == nullptr) throw ValueError("use of an empty Var (it refers to no graph)");
+  return *graph_;
+}
+
+const Node& Var::node() const { return graph().node(id_); }
+
+std::string Var::describe() const {
+  if (!valid()) return "an empty Var";
+  const Node& n = node();
+  if (n.name.empty()) return fmt::format("node {} ({})", id_, n.op_name());
+  return fmt::format("node {} ({} '{}')", id_, n.op_name(), n.name);
+}
+
+Graph::Graph(std::uint64_t seed, DType float_type)
+    : store_(std::make_shared<ValueStore>()), rng_(seed), float_type_(float_type) {
+  if (!is_float(float_type)) throw DTypeError("Graph: the float type must be f32 or f64");
+}
+
+Graph::Graph(const Graph& other)
+    : nodes_(other.nodes_),
+      store_(std::make_shared<ValueStore>(*other.store_)),
+      rng_(other.rng_),
+      float_type_(other.float_type_) {}
+
+Graph& Graph::operator=(const Graph& other) {
+  if (this != &other) *this = Graph(other);
+  return *this;
+}
+
+void Graph::check_new_name(const std::string& name) const {
+  if (name.empty()) throw ValueError("inputs and parameters need a name");
+  for (const Node& n : nodes_) {
+    if ((n.op == &op_input || n.op == &op_param) && n.name == name) {
+      throw ValueError(fmt::format("the name '{}' is already used by another {}", name, n.op_name()));
+    }
+  }
+}
+
+namespace {
+void check_shape(const Shape& shape, std::string_view what) {
+  for (std::int64_t d : shape) {
+    if (d < 0) throw ShapeError(fmt::format("{}: negative extent in shape {}", what, shape));
+  }
+}
+}  // namespace
+
+Var Graph::input(std::string name, Shape shape, DType dtype) {
+  check_new_name(name);
+  check_shape(shape, fmt::format("input '{}'", name));
+  nodes_.push_back(Node{&op_input, {}, {}, dtype, std::move(shape), std::move(name)});
+  return Var(this, size() - 1);
+}
+
+Var Graph::param(std::string name, Shape shape, Init init) {
+  return param(std::move(name), std::move(shape), init, float_type_);
+}
+
+Var Graph::param(std::string name, Shape shape, Init init, DType dtype) {
+  check_new_name(name);
+  check_shape(shape, fmt::format("param '{}'", name));
+  if (!is_float(dtype)) throw DTypeError(fmt::format("param '{}': parameters must be f32 or f64", name));
+  if (init.kind != Init::Kind::constant && !(init.b >= init.a || init.kind == Init::Kind::normal)) {
+    throw ValueError(fmt::format("param '{}': uniform init needs low <= high", name));
+  }
+  xt::xarray<double> values = xt::zeros<double>(std::vector<std::size_t>(shape.begin(), shape.end()));
+  // Our own transforms of the 64-bit stream, so that the same seed gives the same values with any
+  // standard library.
+  auto unit = [&] { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; };
+  for (double& v : values) {
+    switch (init.kind) {
+      case Init::Kind::constant: v = init.a; break;
+      case Init::Kind::uniform: v = init.a + (init.b - init.a) * unit(); break;
+      case Init::Kind::normal: {
+        const double u1 = 1.0 - unit(), u2 = unit();
+        v = init.a + init.b * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
+        break;
+      }
+    }
+  }
+  nodes_.push_back(Node{&op_param, {}, {}, dtype, std::move(shape), std::move(name)});
+  store_->values.emplace(size() - 1, Tensor(std::move(values)).cast(dtype));
+  return Var(this, size() - 1);
+}
+
+Var Graph::constant(Tensor value, std::string name) {
+  Shape shape = value.shape();
+  nodes_.push_back(Node{&op_constant, {}, {}, value.dtype(), std::move(shape), std::move(name)});
+  store_->values.emplace(size() - 1, std::move(value));
+  return Var(this, size() - 1);
+}
+
+Var Graph::scalar(double value, DType dtype) {
+  return constant(visit_dtype(dtype, [&]<class T>() { return Tensor(xt::xarray<T>(static_cast<T>(value))); }));
+}
+
+Var Graph::add_node(const OpDef& op, const std::vector<Var>& inputs, Attrs attrs, DType dtype, Shape shape,
+                    std::string name) {
+  Node node{&op, {}, std::move(attrs), dtype, std::move(shape), std::move(name)};
+  for (Var v : inputs) {
+    check_owned(v, op.name);
+    node.inputs.push_back(v.id());
+  }
+  nodes_.push_back(std::move(node));
+  return Var(this, size() - 1);
+}
+
+void Graph::check_owned(Var v, std::string_view what) const {
+  if (!v.valid() || &v.graph() != this || v.id() < 0 || v.id() >= size()) {
+    throw ValueError(fmt::format("{}: operand {} belongs to another graph", what, v.describe()));
+  }
+}
+
+Var Graph::find(std::string_view name) {
+  for (int id = 0; id < size(); ++id) {
+    const Node& n = nodes_[static_cast<std::size_t>(id)];
+    if ((n.op == &op_input || n.op == &op_param) && n.name == name) return Var(this, id);
+  }
+  throw ValueError(fmt::format("the graph has no input or parameter named '{}'", name));
+}
+
+std::vector<Var> Graph::params() {
+  std::vector<Var> out;
+  for (int id = 0; id < size(); ++id) {
+    if (nodes_[static_cast<std::size_t>(id)].op == &op_param) out.emplace_back(this, id);
+  }
+  return out;
+}
+
+std::vector<Var> Graph::inputs() {
+  std::vector<Var> out;
+  for (int id = 0; id < size(); ++id) {
+    if (nodes_[static_cast<std::size_t>(id)].op == &op_input) out.emplace_back(this, id);
+  }
+  return out;
+}
+
+Tensor& Graph::value(Var leaf) {
+  return const_cast<Tensor&>(static_cast<const Graph&>(*this).value(leaf));
+}
+
+const Tensor& Graph::value(Var leaf) const {
+  check_owned(leaf, "Graph::value");
+  auto it = store_->values.find(leaf.id());
+  if (it == store_->values.end()) {
+    throw ValueError(fmt::format("{} has no stored value: only parameters and constants have one", leaf.describe()));
+  }
+  return it->second;
+}
+
+}  // namespace xg

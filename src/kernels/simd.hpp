@@ -1,0 +1,109 @@
+#pragma once
+// Contiguous loops in SIMD batches with a scalar tail. A functor is written once, generically, and
+// is called with xsimd batches for the body and with plain scalars for the tail (and for i32, and
+// everywhere when the build chose -Dsimd=none).
+#include <cstdint>
+#include <type_traits>
+
+#ifndef XG_NO_SIMD
+#include <xsimd/xsimd.hpp>
+#endif
+
+namespace xg::kernels {
+
+#ifdef XG_NO_SIMD
+template <class T>
+inline constexpr std::int64_t simd_width = 1;
+#else
+template <class T>
+inline constexpr std::int64_t simd_width =
+    std::is_floating_point_v<T> ? static_cast<std::int64_t>(xsimd::batch<T>::size) : 1;
+template <class T>
+using Batch = xsimd::batch<T>;
+
+/// Sum of a batch's lanes. Through memory rather than xsimd::hadd, whose AVX-512 form trips a
+/// GCC 12 -Wuninitialized false positive inside the compiler's own intrinsics.
+template <class T>
+T horizontal_sum(const Batch<T>& b) {
+  alignas(64) T lanes[Batch<T>::size];
+  b.store_aligned(lanes);
+  T total = 0;
+  for (T lane : lanes) total += lane;
+  return total;
+}
+#endif
+
+/// y[i] = f(x[i]); y may equal x.
+template <class T, class F>
+void map_unary(const T* x, T* y, std::int64_t n, F f) {
+  std::int64_t i = 0;
+#ifndef XG_NO_SIMD
+  if constexpr (simd_width<T> > 1) {
+    for (; i + simd_width<T> <= n; i += simd_width<T>) {
+      f(Batch<T>::load_unaligned(x + i)).store_unaligned(y + i);
+    }
+  }
+#endif
+  for (; i < n; ++i) y[i] = f(x[i]);
+}
+
+/// y[i] = f(a[i * sa], b[i * sb]) for strides sa, sb; strides 0 and 1 take the SIMD path.
+template <class T, class F>
+void map_binary(const T* a, std::int64_t sa, const T* b, std::int64_t sb, T* y, std::int64_t n, F f) {
+  std::int64_t i = 0;
+#ifndef XG_NO_SIMD
+  if constexpr (simd_width<T> > 1) {
+    constexpr std::int64_t w = simd_width<T>;
+    if (sa == 1 && sb == 1) {
+      for (; i + w <= n; i += w) f(Batch<T>::load_unaligned(a + i), Batch<T>::load_unaligned(b + i)).store_unaligned(y + i);
+    } else if (sa == 0 && sb == 1) {
+      const Batch<T> av(a[0]);
+      for (; i + w <= n; i += w) f(av, Batch<T>::load_unaligned(b + i)).store_unaligned(y + i);
+    } else if (sa == 1 && sb == 0) {
+      const Batch<T> bv(b[0]);
+      for (; i + w <= n; i += w) f(Batch<T>::load_unaligned(a + i), bv).store_unaligned(y + i);
+    }
+  }
+#endif
+  for (; i < n; ++i) y[i] = f(a[i * sa], b[i * sb]);
+}
+
+/// Sum of x[0..n).
+template <class T>
+T reduce_sum(const T* x, std::int64_t n) {
+  std::int64_t i = 0;
+  T total = 0;
+#ifndef XG_NO_SIMD
+  if constexpr (simd_width<T> > 1) {
+    Batch<T> acc(T(0));
+    for (; i + simd_width<T> <= n; i += simd_width<T>) acc += Batch<T>::load_unaligned(x + i);
+    total = horizontal_sum(acc);
+  }
+#endif
+  for (; i < n; ++i) total += x[i];
+  return total;
+}
+
+/// Maximum of x[0..n), n >= 1.
+template <class T>
+T reduce_max(const T* x, std::int64_t n) {
+  T best = x[0];
+  std::int64_t i = 0;
+#ifndef XG_NO_SIMD
+  if constexpr (simd_width<T> > 1) {
+    if (n >= simd_width<T>) {
+      Batch<T> acc = Batch<T>::load_unaligned(x);
+      for (i = simd_width<T>; i + simd_width<T> <= n; i += simd_width<T>) {
+        acc = xsimd::max(acc, Batch<T>::load_unaligned(x + i));
+      }
+      alignas(64) T lanes[simd_width<T>];
+      acc.store_unaligned(lanes);
+      for (T lane : lanes) best = lane > best ? lane : best;
+    }
+  }
+#endif
+  for (; i < n; ++i) best = x[i] > best ? x[i] : best;
+  return best;
+}
+
+}  // namespace xg::kernels

@@ -1,0 +1,273 @@
+// Elementwise ops: unary math, broadcasting binary arithmetic, comparisons, where, cast.
+#include <cmath>
+#include <numbers>
+
+#include "kernels/broadcast.hpp"
+#include "kernels/simd.hpp"
+#include "ops/builder_util.hpp"
+#include "xgrad/ops.hpp"
+
+namespace xg {
+namespace {
+
+using kernels::map_binary;
+using kernels::map_unary;
+
+// ---- functors: called with xsimd batches and with scalars alike ----
+template <class V>
+inline constexpr bool is_scalar_v = std::is_arithmetic_v<V>;
+
+struct Neg { template <class V> V operator()(V x) const { return -x; } };
+struct Exp { template <class V> V operator()(V x) const { using std::exp; return exp(x); } };
+struct Log { template <class V> V operator()(V x) const { using std::log; return log(x); } };
+struct Sqrt { template <class V> V operator()(V x) const { using std::sqrt; return sqrt(x); } };
+// xsimd::rsqrt is an approximation on some targets; 1/sqrt keeps f64 gradient checks exact.
+struct Rsqrt { template <class V> V operator()(V x) const { using std::sqrt; return V(1) / sqrt(x); } };
+struct Square { template <class V> V operator()(V x) const { return x * x; } };
+struct Tanh { template <class V> V operator()(V x) const { using std::tanh; return tanh(x); } };
+struct Erf { template <class V> V operator()(V x) const { using std::erf; return erf(x); } };
+struct Sigmoid {
+  template <class V> V operator()(V x) const { using std::exp; return V(1) / (V(1) + exp(-x)); }
+};
+struct Relu {
+  template <class V> V operator()(V x) const { using std::max; return max(x, V(0)); }
+};
+struct GeluErf {
+  template <class V> V operator()(V x) const {
+    using std::erf;
+    return V(0.5) * x * (V(1) + erf(x * V(std::numbers::sqrt2 / 2)));
+  }
+};
+inline constexpr double kGeluTanhScale = 0.7978845608028654;  // sqrt(2 / pi)
+inline constexpr double kGeluTanhCubic = 0.044715;
+struct GeluTanh {
+  template <class V> V operator()(V x) const {
+    using std::tanh;
+    return V(0.5) * x * (V(1) + tanh(V(kGeluTanhScale) * (x + V(kGeluTanhCubic) * x * x * x)));
+  }
+};
+
+struct Add { template <class V> V operator()(V a, V b) const { return a + b; } };
+struct Sub { template <class V> V operator()(V a, V b) const { return a - b; } };
+struct Mul { template <class V> V operator()(V a, V b) const { return a * b; } };
+struct Div { template <class V> V operator()(V a, V b) const { return a / b; } };
+
+template <class Cmp>
+struct Compare {
+  template <class V> V operator()(V a, V b) const {
+    if constexpr (is_scalar_v<V>) {
+      return Cmp{}(a, b) ? V(1) : V(0);
+    } else {
+      return xsimd::select(Cmp{}(a, b), V(1), V(0));
+    }
+  }
+};
+struct Greater { template <class V> auto operator()(V a, V b) const { return a > b; } };
+struct Less { template <class V> auto operator()(V a, V b) const { return a < b; } };
+struct Equal { template <class V> auto operator()(V a, V b) const { return a == b; } };
+struct NotEqual { template <class V> auto operator()(V a, V b) const { return a != b; } };
+
+// ---- kernels ----
+template <class F>
+void unary_kernel(const Node&, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
+  visit_float(out.dtype, [&]<class T>() { map_unary(in[0].as<T>(), out.as<T>(), out.numel(), F{}); });
+}
+
+void gelu_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext& ctx) {
+  if (std::get<GeluAttr>(node.attrs).approximate == GeluApprox::tanh) {
+    unary_kernel<GeluTanh>(node, in, out, ctx);
+  } else {
+    unary_kernel<GeluErf>(node, in, out, ctx);
+  }
+}
+
+template <class F>
+void binary_kernel(const Node&, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
+  visit_dtype(out.dtype, [&]<class T>() {
+    const T* a = in[0].as<T>();
+    const T* b = in[1].as<T>();
+    T* y = out.as<T>();
+    kernels::for_each_row<2>(out.dims(), {in[0].dims(), in[1].dims()}, [&](const auto& at, const auto& step,
+                                                                           std::int64_t n) {
+      map_binary(a + at[1], step[1], b + at[2], step[2], y + at[0], n, F{});
+    });
+  });
+}
+
+void where_kernel(const Node&, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
+  visit_dtype(in[0].dtype, [&]<class C>() {
+    visit_dtype(out.dtype, [&]<class T>() {
+      const C* c = in[0].as<C>();
+      const T* a = in[1].as<T>();
+      const T* b = in[2].as<T>();
+      T* y = out.as<T>();
+      kernels::for_each_row<3>(out.dims(), {in[0].dims(), in[1].dims(), in[2].dims()},
+                               [&](const auto& at, const auto& step, std::int64_t n) {
+                                 for (std::int64_t i = 0; i < n; ++i) {
+                                   y[at[0] + i] = c[at[1] + i * step[1]] != C(0) ? a[at[2] + i * step[2]]
+                                                                                : b[at[3] + i * step[3]];
+                                 }
+                               });
+    });
+  });
+}
+
+void cast_kernel(const Node&, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
+  visit_dtype(in[0].dtype, [&]<class S>() {
+    visit_dtype(out.dtype, [&]<class T>() {
+      const S* x = in[0].as<S>();
+      T* y = out.as<T>();
+      for (std::int64_t i = 0, n = out.numel(); i < n; ++i) y[i] = static_cast<T>(x[i]);
+    });
+  });
+}
+
+// ---- gradient rules: built from ops, so they differentiate again ----
+using Grads = std::vector<Var>;
+Var x0(const VjpArgs& a) { return a.inputs[0]; }
+
+Grads vjp_neg(const VjpArgs& a) { return {-a.grad}; }
+Grads vjp_exp(const VjpArgs& a) { return {a.grad * a.output}; }
+Grads vjp_log(const VjpArgs& a) { return {a.grad / x0(a)}; }
+Grads vjp_sqrt(const VjpArgs& a) { return {a.grad / (a.output * 2.0)}; }
+Grads vjp_rsqrt(const VjpArgs& a) { return {a.grad * (a.output * a.output * a.output) * -0.5}; }
+Grads vjp_square(const VjpArgs& a) { return {a.grad * x0(a) * 2.0}; }
+Grads vjp_tanh(const VjpArgs& a) { return {a.grad * (1.0 - square(a.output))}; }
+Grads vjp_sigmoid(const VjpArgs& a) { return {a.grad * a.output * (1.0 - a.output)}; }
+Grads vjp_relu(const VjpArgs& a) { return {a.grad * greater(x0(a), detail::scalar_like(x0(a), 0.0))}; }
+Grads vjp_erf(const VjpArgs& a) {
+  return {a.grad * exp(-square(x0(a))) * std::numbers::inv_sqrtpi * 2.0};
+}
+Grads vjp_gelu(const VjpArgs& a) {
+  const Var x = x0(a);
+  if (std::get<GeluAttr>(a.node.attrs).approximate == GeluApprox::tanh) {
+    const Var t = tanh(kGeluTanhScale * (x + kGeluTanhCubic * x * x * x));
+    const Var dinner = kGeluTanhScale * (1.0 + 3.0 * kGeluTanhCubic * square(x));
+    return {a.grad * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - square(t)) * dinner)};
+  }
+  // Phi(x) + x phi(x)
+  const Var cdf = 0.5 * (1.0 + erf(x * (std::numbers::sqrt2 / 2)));
+  const Var pdf = exp(-0.5 * square(x)) * (std::numbers::inv_sqrtpi / std::numbers::sqrt2);
+  return {a.grad * (cdf + x * pdf)};
+}
+
+Var input_shape_grad(Var g, const VjpArgs& a, int i) { return sum_to(g, a.inputs[static_cast<std::size_t>(i)].shape()); }
+Grads vjp_add(const VjpArgs& a) { return {input_shape_grad(a.grad, a, 0), input_shape_grad(a.grad, a, 1)}; }
+Grads vjp_sub(const VjpArgs& a) { return {input_shape_grad(a.grad, a, 0), input_shape_grad(-a.grad, a, 1)}; }
+Grads vjp_mul(const VjpArgs& a) {
+  return {input_shape_grad(a.grad * a.inputs[1], a, 0), input_shape_grad(a.grad * a.inputs[0], a, 1)};
+}
+Grads vjp_div(const VjpArgs& a) {
+  return {input_shape_grad(a.grad / a.inputs[1], a, 0), input_shape_grad(-(a.grad * a.output) / a.inputs[1], a, 1)};
+}
+Grads vjp_where(const VjpArgs& a) {
+  const Var zero = detail::scalar_like(a.grad, 0.0);
+  return {Var{}, input_shape_grad(where(a.inputs[0], a.grad, zero), a, 1),
+          input_shape_grad(where(a.inputs[0], zero, a.grad), a, 2)};
+}
+Grads vjp_cast(const VjpArgs& a) {
+  if (!is_float(x0(a).dtype()) || !is_float(a.output.dtype())) return {Var{}};
+  return {cast(a.grad, x0(a).dtype())};
+}
+
+// ---- builders ----
+Var unary(const OpDef& op, Var x, Attrs attrs = {}) {
+  detail::same_graph(op.name, {x});
+  detail::require_float(op.name, x);
+  return detail::add_node(op, {x}, std::move(attrs), x.dtype(), x.shape());
+}
+
+Var binary(const OpDef& op, Var a, Var b) {
+  detail::same_graph(op.name, {a, b});
+  detail::require_same_dtype(op.name, a, b);
+  return detail::add_node(op, {a, b}, {}, a.dtype(), detail::broadcast_shapes(op.name, a, b));
+}
+
+}  // namespace
+
+const OpDef op_neg{.name = "neg", .forward = unary_kernel<Neg>, .vjp = vjp_neg, .elementwise = true};
+const OpDef op_exp{.name = "exp", .forward = unary_kernel<Exp>, .vjp = vjp_exp, .elementwise = true};
+const OpDef op_log{.name = "log", .forward = unary_kernel<Log>, .vjp = vjp_log, .elementwise = true};
+const OpDef op_sqrt{.name = "sqrt", .forward = unary_kernel<Sqrt>, .vjp = vjp_sqrt, .elementwise = true};
+const OpDef op_rsqrt{.name = "rsqrt", .forward = unary_kernel<Rsqrt>, .vjp = vjp_rsqrt, .elementwise = true};
+const OpDef op_square{.name = "square", .forward = unary_kernel<Square>, .vjp = vjp_square, .elementwise = true};
+const OpDef op_tanh{.name = "tanh", .forward = unary_kernel<Tanh>, .vjp = vjp_tanh, .elementwise = true};
+const OpDef op_sigmoid{.name = "sigmoid", .forward = unary_kernel<Sigmoid>, .vjp = vjp_sigmoid, .elementwise = true};
+const OpDef op_relu{.name = "relu", .forward = unary_kernel<Relu>, .vjp = vjp_relu, .elementwise = true};
+const OpDef op_erf{.name = "erf", .forward = unary_kernel<Erf>, .vjp = vjp_erf, .elementwise = true};
+const OpDef op_gelu{.name = "gelu", .forward = gelu_kernel, .vjp = vjp_gelu, .elementwise = true};
+const OpDef op_add{.name = "add", .forward = binary_kernel<Add>, .vjp = vjp_add, .elementwise = true};
+const OpDef op_sub{.name = "sub", .forward = binary_kernel<Sub>, .vjp = vjp_sub, .elementwise = true};
+const OpDef op_mul{.name = "mul", .forward = binary_kernel<Mul>, .vjp = vjp_mul, .elementwise = true};
+const OpDef op_div{.name = "div", .forward = binary_kernel<Div>, .vjp = vjp_div, .elementwise = true};
+const OpDef op_greater{.name = "greater", .forward = binary_kernel<Compare<Greater>>, .differentiable = false, .elementwise = true};
+const OpDef op_less{.name = "less", .forward = binary_kernel<Compare<Less>>, .differentiable = false, .elementwise = true};
+const OpDef op_equal{.name = "equal", .forward = binary_kernel<Compare<Equal>>, .differentiable = false, .elementwise = true};
+const OpDef op_not_equal{.name = "not_equal", .forward = binary_kernel<Compare<NotEqual>>, .differentiable = false, .elementwise = true};
+const OpDef op_where{.name = "where", .forward = where_kernel, .vjp = vjp_where, .elementwise = true};
+const OpDef op_cast{.name = "cast", .forward = cast_kernel, .vjp = vjp_cast};
+const OpDef op_stop_gradient{.name = "stop_gradient", .forward = copy_forward, .differentiable = false, .alias = true};
+
+Var neg(Var x) { return unary(op_neg, x); }
+Var exp(Var x) { return unary(op_exp, x); }
+Var log(Var x) { return unary(op_log, x); }
+Var sqrt(Var x) { return unary(op_sqrt, x); }
+Var rsqrt(Var x) { return unary(op_rsqrt, x); }
+Var square(Var x) { return unary(op_square, x); }
+Var tanh(Var x) { return unary(op_tanh, x); }
+Var sigmoid(Var x) { return unary(op_sigmoid, x); }
+Var relu(Var x) { return unary(op_relu, x); }
+Var erf(Var x) { return unary(op_erf, x); }
+Var gelu(Var x, GeluApprox approximate) { return unary(op_gelu, x, GeluAttr{approximate}); }
+
+Var add(Var a, Var b) { return binary(op_add, a, b); }
+Var sub(Var a, Var b) { return binary(op_sub, a, b); }
+Var mul(Var a, Var b) { return binary(op_mul, a, b); }
+Var div(Var a, Var b) {
+  detail::same_graph("div", {a, b});
+  detail::require_float("div", a);
+  return binary(op_div, a, b);
+}
+Var greater(Var a, Var b) { return binary(op_greater, a, b); }
+Var less(Var a, Var b) { return binary(op_less, a, b); }
+Var equal(Var a, Var b) { return binary(op_equal, a, b); }
+Var not_equal(Var a, Var b) { return binary(op_not_equal, a, b); }
+
+Var where(Var cond, Var a, Var b) {
+  detail::same_graph("where", {cond, a, b});
+  detail::require_same_dtype("where", a, b);
+  const Shape ab = detail::broadcast_shapes("where", a, b);
+  const Shape shape = detail::broadcast_shapes("where", cond.shape(), ab, cond.describe(), "the values");
+  return detail::add_node(op_where, {cond, a, b}, {}, a.dtype(), shape);
+}
+
+Var masked_fill(Var x, Var mask, double value) {
+  return where(mask, detail::scalar_like(x, value), x);
+}
+
+Var operator-(Var x) { return neg(x); }
+Var operator+(Var a, Var b) { return add(a, b); }
+Var operator-(Var a, Var b) { return sub(a, b); }
+Var operator*(Var a, Var b) { return mul(a, b); }
+Var operator/(Var a, Var b) { return div(a, b); }
+Var operator+(Var a, double b) { return add(a, detail::scalar_like(a, b)); }
+Var operator-(Var a, double b) { return sub(a, detail::scalar_like(a, b)); }
+Var operator*(Var a, double b) { return mul(a, detail::scalar_like(a, b)); }
+Var operator/(Var a, double b) { return div(a, detail::scalar_like(a, b)); }
+Var operator+(double a, Var b) { return add(detail::scalar_like(b, a), b); }
+Var operator-(double a, Var b) { return sub(detail::scalar_like(b, a), b); }
+Var operator*(double a, Var b) { return mul(detail::scalar_like(b, a), b); }
+Var operator/(double a, Var b) { return div(detail::scalar_like(b, a), b); }
+
+Var cast(Var x, DType dtype) {
+  detail::same_graph("cast", {x});
+  if (x.dtype() == dtype) return x;
+  return detail::add_node(op_cast, {x}, {}, dtype, x.shape());
+}
+
+Var stop_gradient(Var x) {
+  detail::same_graph("stop_gradient", {x});
+  return detail::add_node(op_stop_gradient, {x}, {}, x.dtype(), x.shape());
+}
+
+}  // namespace xg

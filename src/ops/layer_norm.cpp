@@ -1,0 +1,83 @@
+// layer_norm over the last axes with optional gamma and beta, and its fused first derivative.
+#include <cmath>
+
+#include "kernels/layer_norm.hpp"
+#include "ops/builder_util.hpp"
+#include "xgrad/ops.hpp"
+
+namespace xg {
+namespace {
+
+/// (rows, row length) of x normalized over its last `normalized_ndim` axes.
+std::pair<std::int64_t, std::int64_t> rows_of(const Buffer& x, int normalized_ndim) {
+  std::int64_t n = 1;
+  const auto dims = x.dims();
+  for (std::size_t i = dims.size() - static_cast<std::size_t>(normalized_ndim); i < dims.size(); ++i) n *= dims[i];
+  return {n == 0 ? 0 : x.numel() / n, n};
+}
+
+void layer_norm_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
+  const auto& attr = std::get<NormAttr>(node.attrs);
+  const auto [rows, n] = rows_of(in[0], attr.normalized_ndim);
+  visit_float(out.dtype, [&]<class T>() {
+    const T* gamma = attr.has_gamma ? in[1].as<T>() : nullptr;
+    const T* beta = attr.has_beta ? in[attr.has_gamma ? 2 : 1].as<T>() : nullptr;
+    kernels::layer_norm_forward(in[0].as<T>(), gamma, beta, out.as<T>(), rows, n, static_cast<T>(attr.eps));
+  });
+}
+
+void layer_norm_grad_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
+  const auto& attr = std::get<NormAttr>(node.attrs);
+  const auto [rows, n] = rows_of(in[0], attr.normalized_ndim);
+  visit_float(out.dtype, [&]<class T>() {
+    kernels::layer_norm_backward(in[0].as<T>(), in[1].as<T>(), out.as<T>(), rows, n, static_cast<T>(attr.eps));
+  });
+}
+
+std::vector<Var> vjp_layer_norm(const VjpArgs& a) {
+  const auto& attr = std::get<NormAttr>(a.node.attrs);
+  const Var x = a.inputs[0];
+  std::vector<Var> grads;
+  Var g_normalized = a.grad;
+  if (attr.has_gamma) g_normalized = a.grad * a.inputs[1];
+  const NormAttr plain{attr.normalized_ndim, attr.eps, false, false};
+  grads.push_back(x.graph().add_node(op_layer_norm_grad, {x, g_normalized}, plain, x.dtype(), x.shape()));
+  if (attr.has_gamma) {
+    const Var x_hat = layer_norm(x, attr.normalized_ndim, attr.eps);
+    grads.push_back(sum_to(a.grad * x_hat, a.inputs[1].shape()));
+  }
+  if (attr.has_beta) grads.push_back(sum_to(a.grad, a.inputs.back().shape()));
+  return grads;
+}
+
+}  // namespace
+
+const OpDef op_layer_norm{.name = "layer_norm", .forward = layer_norm_kernel, .vjp = vjp_layer_norm};
+// A fused backward kernel without a rule of its own: layer_norm is differentiable once.
+const OpDef op_layer_norm_grad{.name = "layer_norm_grad", .forward = layer_norm_grad_kernel};
+
+Var layer_norm(Var x, int normalized_ndim, double eps, std::optional<Var> gamma, std::optional<Var> beta) {
+  detail::same_graph("layer_norm", {x});
+  detail::require_float("layer_norm", x);
+  if (normalized_ndim < 1 || normalized_ndim > x.rank()) {
+    throw ValueError(fmt::format("layer_norm of {}: cannot normalize over the last {} axes of shape {}", x.describe(),
+                                 normalized_ndim, x.shape()));
+  }
+  if (!(eps > 0.0)) throw ValueError(fmt::format("layer_norm of {}: eps must be positive, got {}", x.describe(), eps));
+  const Shape normalized(x.shape().end() - normalized_ndim, x.shape().end());
+  std::vector<Var> inputs{x};
+  for (const auto& [affine, role] : {std::pair{gamma, "gamma"}, std::pair{beta, "beta"}}) {
+    if (!affine) continue;
+    detail::same_graph("layer_norm", {x, *affine});
+    detail::require_same_dtype("layer_norm", x, *affine);
+    if (affine->shape() != normalized) {
+      throw ShapeError(fmt::format("layer_norm of {}: {} {} has shape {}, expected the normalized shape {}",
+                                   x.describe(), role, affine->describe(), affine->shape(), normalized));
+    }
+    inputs.push_back(*affine);
+  }
+  return detail::add_node(op_layer_norm, inputs, NormAttr{normalized_ndim, eps, gamma.has_value(), beta.has_value()},
+                          x.dtype(), x.shape());
+}
+
+}  // namespace xg

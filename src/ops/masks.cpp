@@ -1,0 +1,81 @@
+// Masks: sequence_mask from lengths, the causal (lower-triangular) mask, and dropout's random mask.
+#include <xtensor/xbuilder.hpp>
+
+#include "ops/builder_util.hpp"
+#include "xgrad/ops.hpp"
+
+namespace xg {
+namespace {
+
+void sequence_mask_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
+  const std::int64_t seq_len = out.dims().back();
+  const auto* lengths = in[0].as<std::int32_t>();
+  visit_dtype(out.dtype, [&]<class T>() {
+    T* y = out.as<T>();
+    for (std::int64_t p = 0, n = in[0].numel(); p < n; ++p) {
+      const std::int64_t length = lengths[p];
+      if (length < 0 || length > seq_len) {
+        throw IndexError(fmt::format("{}: length {} at flat position {} of lengths {} is outside [0, {}]",
+                                     node.op_name(), length, p, *in[0].shape, seq_len));
+      }
+      for (std::int64_t t = 0; t < seq_len; ++t) y[p * seq_len + t] = t < length ? T(1) : T(0);
+    }
+  });
+}
+
+/// A uniform double in [0, 1) from (seed, run, element): counter-based, so masks do not depend on
+/// the order or the thread that draws them.
+double uniform_at(std::uint64_t seed, std::uint64_t run, std::uint64_t element) {
+  std::uint64_t z = seed ^ (run * 0x9E3779B97F4A7C15ULL) ^ (element * 0xD1B54A32D192ED03ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  z ^= z >> 31;
+  return static_cast<double>(z >> 11) * 0x1.0p-53;
+}
+
+void dropout_mask_kernel(const Node& node, std::span<const Buffer>, const Buffer& out, const RunContext& ctx) {
+  const auto& attr = std::get<DropoutAttr>(node.attrs);
+  visit_float(out.dtype, [&]<class T>() {
+    T* y = out.as<T>();
+    const T keep_scale = static_cast<T>(1.0 / (1.0 - attr.p));
+    for (std::int64_t i = 0, n = out.numel(); i < n; ++i) {
+      const bool keep = !ctx.training || uniform_at(attr.seed, ctx.run_index, static_cast<std::uint64_t>(i)) >= attr.p;
+      y[i] = keep ? (ctx.training ? keep_scale : T(1)) : T(0);
+    }
+  });
+}
+
+}  // namespace
+
+const OpDef op_sequence_mask{.name = "sequence_mask", .forward = sequence_mask_kernel, .differentiable = false};
+const OpDef op_dropout_mask{.name = "dropout_mask", .forward = dropout_mask_kernel, .differentiable = false};
+
+Var sequence_mask(Var lengths, std::int64_t seq_len, DType dtype) {
+  detail::same_graph("sequence_mask", {lengths});
+  detail::require_int("sequence_mask", lengths);
+  if (seq_len < 0) throw ValueError(fmt::format("sequence_mask: negative sequence length {}", seq_len));
+  std::vector<std::int64_t> dims = lengths.shape().dims();
+  dims.push_back(seq_len);
+  return detail::add_node(op_sequence_mask, {lengths}, {}, dtype, Shape(std::move(dims)));
+}
+
+Var causal_mask(Graph& g, std::int64_t seq_len, DType dtype) {
+  if (seq_len < 0) throw ValueError(fmt::format("causal_mask: negative sequence length {}", seq_len));
+  const auto n = static_cast<std::size_t>(seq_len);
+  return g.constant(visit_dtype(dtype, [&]<class T>() {
+                      return Tensor(xt::xarray<T>(xt::cast<T>(xt::tril(xt::ones<T>({n, n})))));
+                    }),
+                    fmt::format("causal_mask_{}", seq_len));
+}
+
+Var dropout(Var x, double p) {
+  detail::same_graph("dropout", {x});
+  detail::require_float("dropout", x);
+  if (!(p >= 0.0 && p < 1.0)) throw ValueError(fmt::format("dropout of {}: p must be in [0, 1), got {}", x.describe(), p));
+  if (p == 0.0) return x;
+  Graph& g = x.graph();
+  const Var mask = g.add_node(op_dropout_mask, {}, DropoutAttr{p, g.next_seed()}, x.dtype(), x.shape());
+  return x * mask;
+}
+
+}  // namespace xg

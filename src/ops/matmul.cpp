@@ -1,0 +1,113 @@
+// Batched matrix product with broadcast batch axes and transpose flags, on CBLAS GEMM.
+#include <cblas.h>
+
+#include "kernels/broadcast.hpp"
+#include "ops/builder_util.hpp"
+#include "xgrad/ops.hpp"
+
+namespace xg {
+namespace {
+
+template <class T>
+void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const T* a, const T* b, T* c) {
+  const auto trans_a = ta ? CblasTrans : CblasNoTrans;
+  const auto trans_b = tb ? CblasTrans : CblasNoTrans;
+  const auto lda = static_cast<int>(ta ? m : k), ldb = static_cast<int>(tb ? k : n);
+  const auto M = static_cast<int>(m), N = static_cast<int>(n), K = static_cast<int>(k);
+  if constexpr (std::is_same_v<T, float>) {
+    cblas_sgemm(CblasRowMajor, trans_a, trans_b, M, N, K, 1.0f, a, lda, b, ldb, 0.0f, c, static_cast<int>(n));
+  } else {
+    cblas_dgemm(CblasRowMajor, trans_a, trans_b, M, N, K, 1.0, a, lda, b, ldb, 0.0, c, static_cast<int>(n));
+  }
+}
+
+struct MatmulDims {
+  std::int64_t m, n, k;
+};
+MatmulDims matmul_dims(std::span<const std::int64_t> a, std::span<const std::int64_t> b, const MatmulAttr& attr) {
+  const std::size_t ra = a.size(), rb = b.size();
+  return {attr.transpose_a ? a[ra - 1] : a[ra - 2], attr.transpose_b ? b[rb - 2] : b[rb - 1],
+          attr.transpose_a ? a[ra - 2] : a[ra - 1]};
+}
+
+void matmul_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
+  const auto& attr = std::get<MatmulAttr>(node.attrs);
+  const auto a_dims = in[0].dims(), b_dims = in[1].dims(), c_dims = out.dims();
+  const auto [m, n, k] = matmul_dims(a_dims, b_dims, attr);
+  visit_float(out.dtype, [&]<class T>() {
+    const T* a = in[0].as<T>();
+    const T* b = in[1].as<T>();
+    T* c = out.as<T>();
+    if (k == 0) {
+      std::fill(c, c + out.numel(), T(0));
+      return;
+    }
+    // A shared right operand: the whole batch of A is one tall matrix and one GEMM.
+    if (b_dims.size() == 2 && !attr.transpose_a) {
+      gemm(false, attr.transpose_b, out.numel() / n, n, k, a, b, c);
+      return;
+    }
+    const auto batch = c_dims.first(c_dims.size() - 2);
+    const auto a_batch = a_dims.first(a_dims.size() - 2), b_batch = b_dims.first(b_dims.size() - 2);
+    kernels::for_each_row<2>(batch, {a_batch, b_batch}, [&](const auto& at, const auto& step, std::int64_t count) {
+      for (std::int64_t i = 0; i < count; ++i) {
+        gemm(attr.transpose_a, attr.transpose_b, m, n, k, a + (at[1] + i * step[1]) * m * k,
+             b + (at[2] + i * step[2]) * k * n, c + (at[0] + i) * m * n);
+      }
+    });
+  });
+}
+
+// With C = op(A) op(B): dA and dB for each combination of flags, then summed over broadcast batches.
+std::vector<Var> vjp_matmul(const VjpArgs& args) {
+  const auto& attr = std::get<MatmulAttr>(args.node.attrs);
+  const Var a = args.inputs[0], b = args.inputs[1], g = args.grad;
+  Var da, db;
+  if (!attr.transpose_a && !attr.transpose_b) {
+    da = matmul(g, b, false, true);
+    db = matmul(a, g, true, false);
+  } else if (attr.transpose_a && !attr.transpose_b) {
+    da = matmul(b, g, false, true);
+    db = matmul(a, g, false, false);
+  } else if (!attr.transpose_a && attr.transpose_b) {
+    da = matmul(g, b, false, false);
+    db = matmul(g, a, true, false);
+  } else {
+    da = matmul(b, g, true, true);
+    db = matmul(g, a, true, true);
+  }
+  return {sum_to(da, a.shape()), sum_to(db, b.shape())};
+}
+
+}  // namespace
+
+const OpDef op_matmul{.name = "matmul", .forward = matmul_kernel, .vjp = vjp_matmul};
+
+Var matmul(Var a, Var b, bool transpose_a, bool transpose_b) {
+  detail::same_graph("matmul", {a, b});
+  detail::require_float("matmul", a);
+  detail::require_same_dtype("matmul", a, b);
+  if (a.rank() == 0 || b.rank() == 0) {
+    throw ShapeError(fmt::format("matmul: operands must have rank >= 1, got {} of {} and {} of {}", a.shape(),
+                                 a.describe(), b.shape(), b.describe()));
+  }
+  // numpy.matmul's promotion of vectors: a row vector on the left, a column vector on the right.
+  if (a.rank() == 1) return squeeze(matmul(unsqueeze(a, 0), b, false, transpose_b), -2);
+  if (b.rank() == 1) return squeeze(matmul(a, unsqueeze(b, 1), transpose_a, false), -1);
+  const MatmulAttr attr{transpose_a, transpose_b};
+  const auto [m, n, k] = matmul_dims(a.shape().dims(), b.shape().dims(), attr);
+  const std::int64_t k_b = transpose_b ? b.shape()[b.rank() - 1] : b.shape()[b.rank() - 2];
+  if (k != k_b) {
+    throw ShapeError(fmt::format("matmul: inner dimensions differ: {} of {}{} has {} and {} of {}{} has {}", a.shape(),
+                                 a.describe(), transpose_a ? " (transposed)" : "", k, b.shape(), b.describe(),
+                                 transpose_b ? " (transposed)" : "", k_b));
+  }
+  const Shape a_batch(a.shape().begin(), a.shape().end() - 2), b_batch(b.shape().begin(), b.shape().end() - 2);
+  std::vector<std::int64_t> dims =
+      detail::broadcast_shapes("matmul (batch axes)", a_batch, b_batch, a.describe(), b.describe()).dims();
+  dims.push_back(m);
+  dims.push_back(n);
+  return detail::add_node(op_matmul, {a, b}, attr, a.dtype(), Shape(std::move(dims)));
+}
+
+}  // namespace xg

@@ -1,0 +1,77 @@
+#pragma once
+// The op table. One OpDef per op, defined next to its shape rule, kernel dispatch and gradient rule
+// in src/ops/<family>.cpp. A Node points at its OpDef; there is no central switch.
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "xgrad/graph.hpp"
+
+namespace xg {
+
+/// What a kernel needs from the run besides its operands.
+struct RunContext {
+  std::uint64_t run_index = 0;
+  bool training = false;
+};
+
+/// A value as a kernel sees it: contiguous row-major data of the node's shape.
+struct Buffer {
+  void* data = nullptr;
+  const Shape* shape = nullptr;
+  DType dtype = DType::f32;
+
+  template <class T>
+  T* as() const { return static_cast<T*>(data); }
+  std::int64_t numel() const { return shape->numel(); }
+  std::span<const std::int64_t> dims() const { return shape->dims(); }
+};
+
+using ForwardFn = void (*)(const Node& node, std::span<const Buffer> in, const Buffer& out,
+                           const RunContext& ctx);
+
+struct VjpArgs {
+  Graph& graph;
+  const Node& node;           // a copy: the graph grows while the rule runs
+  std::vector<Var> inputs;
+  Var output;
+  Var grad;                   // d objective / d output
+};
+/// One gradient per input; an invalid Var means none (zero).
+using VjpFn = std::vector<Var> (*)(const VjpArgs& args);
+
+struct OpDef {
+  std::string_view name;
+  ForwardFn forward = nullptr;  // null for inputs, parameters and constants
+  VjpFn vjp = nullptr;          // null on a differentiable op: no gradient rule (GradientError)
+  bool differentiable = true;   // false: its gradient is zero by definition (masks, comparisons)
+  bool elementwise = false;     // its output may take the bytes of an operand that dies there
+  bool alias = false;           // its output is its first input's bytes, reinterpreted
+};
+
+/// Copies the first input to the output (reshape and other aliasing ops when they cannot alias).
+void copy_forward(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext& ctx);
+
+// leaves (graph.cpp)
+extern const OpDef op_input, op_param, op_constant;
+// elementwise.cpp
+extern const OpDef op_neg, op_exp, op_log, op_sqrt, op_rsqrt, op_square, op_tanh, op_sigmoid, op_relu,
+    op_erf, op_gelu, op_add, op_sub, op_mul, op_div, op_greater, op_less, op_equal, op_not_equal,
+    op_where, op_cast, op_stop_gradient;
+// reduce.cpp
+extern const OpDef op_sum, op_max;
+// shape.cpp
+extern const OpDef op_reshape, op_permute, op_broadcast_to, op_slice, op_slice_scatter, op_concat;
+// matmul.cpp
+extern const OpDef op_matmul;
+// softmax.cpp
+extern const OpDef op_softmax, op_log_softmax;
+// layer_norm.cpp
+extern const OpDef op_layer_norm, op_layer_norm_grad;
+// indexing.cpp
+extern const OpDef op_embedding, op_embedding_grad, op_pick, op_unpick, op_one_hot;
+// masks.cpp
+extern const OpDef op_sequence_mask, op_dropout_mask;
+
+}  // namespace xg

@@ -1,0 +1,129 @@
+// Reductions over axes: sum and max (mean is sum scaled), and sum_to, the adjoint of broadcasting.
+#include <algorithm>
+#include <limits>
+
+#include "kernels/broadcast.hpp"
+#include "kernels/simd.hpp"
+#include "ops/builder_util.hpp"
+#include "xgrad/ops.hpp"
+
+namespace xg {
+namespace {
+
+/// The output's shape with the reduced axes kept as 1, on the stack (no allocation at run time).
+struct KeptDims {
+  std::array<std::int64_t, kernels::kMaxRank> dims{};
+  std::size_t rank = 0;
+  std::span<const std::int64_t> span() const { return {dims.data(), rank}; }
+};
+KeptDims kept_dims(const Buffer& in, const AxesAttr& attr) {
+  KeptDims k;
+  k.rank = in.dims().size();
+  for (std::size_t i = 0; i < k.rank; ++i) k.dims[i] = in.dims()[i];
+  for (int axis : attr.axes) k.dims[static_cast<std::size_t>(axis)] = 1;
+  return k;
+}
+
+// The output is seen as an operand broadcast over the input, so one row walk serves every axis set:
+// a row along a reduced axis collapses to one element, a row along a kept axis updates a row.
+template <bool IsMax>
+void reduce_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
+  visit_dtype(out.dtype, [&]<class T>() {
+    const T* x = in[0].as<T>();
+    T* y = out.as<T>();
+    const T init = IsMax ? std::numeric_limits<T>::lowest() : T(0);
+    std::fill(y, y + out.numel(), init);
+    const KeptDims kept = kept_dims(in[0], std::get<AxesAttr>(node.attrs));
+    kernels::for_each_row<1>(in[0].dims(), {kept.span()}, [&](const auto& at, const auto& step, std::int64_t n) {
+      const T* row = x + at[0];
+      T* target = y + at[1];
+      if (step[1] == 0) {
+        if constexpr (IsMax) {
+          const T m = kernels::reduce_max(row, n);
+          *target = m > *target ? m : *target;
+        } else {
+          *target += kernels::reduce_sum(row, n);
+        }
+      } else if constexpr (IsMax) {
+        for (std::int64_t i = 0; i < n; ++i) target[i] = row[i] > target[i] ? row[i] : target[i];
+      } else {
+        kernels::map_binary(target, 1, row, 1, target, n, [](auto a, auto b) { return a + b; });
+      }
+    });
+  });
+}
+
+Shape kept_shape(const Shape& in, const std::vector<int>& axes) {
+  Shape s = in;
+  for (int axis : axes) s[axis] = 1;
+  return s;
+}
+
+/// g (the reduced output's gradient) spread back over x's shape.
+Var spread(Var g, Var x, const AxesAttr& attr) {
+  return broadcast_to(reshape(g, kept_shape(x.shape(), attr.axes)), x.shape());
+}
+
+std::vector<Var> vjp_sum(const VjpArgs& a) { return {spread(a.grad, a.inputs[0], std::get<AxesAttr>(a.node.attrs))}; }
+
+std::vector<Var> vjp_max(const VjpArgs& a) {
+  const auto& attr = std::get<AxesAttr>(a.node.attrs);
+  const Var x = a.inputs[0];
+  const Var is_max = equal(x, spread(a.output, x, attr));
+  const Var ties = sum(is_max, attr.axes, true);
+  return {is_max * spread(a.grad, x, attr) / ties};
+}
+
+Var reduce(const OpDef& op, Var x, std::vector<int> axes, bool keepdims) {
+  detail::same_graph(op.name, {x});
+  for (int& axis : axes) axis = normalize_axis(axis, x.rank(), fmt::format("{} of {}", op.name, x.describe()));
+  if (axes.empty()) {
+    for (int i = 0; i < x.rank(); ++i) axes.push_back(i);
+  }
+  std::sort(axes.begin(), axes.end());
+  axes.erase(std::unique(axes.begin(), axes.end()), axes.end());
+  std::vector<std::int64_t> dims;
+  for (int i = 0; i < x.rank(); ++i) {
+    const bool reduced = std::binary_search(axes.begin(), axes.end(), i);
+    if (reduced && x.shape()[i] == 0 && op.name == "max") {
+      throw ShapeError(fmt::format("max of {}: axis {} is empty", x.describe(), i));
+    }
+    if (!reduced) dims.push_back(x.shape()[i]);
+    else if (keepdims) dims.push_back(1);
+  }
+  return detail::add_node(op, {x}, AxesAttr{std::move(axes), keepdims}, x.dtype(), Shape(std::move(dims)));
+}
+
+}  // namespace
+
+const OpDef op_sum{.name = "sum", .forward = reduce_kernel<false>, .vjp = vjp_sum};
+const OpDef op_max{.name = "max", .forward = reduce_kernel<true>, .vjp = vjp_max};
+
+Var sum(Var x, std::vector<int> axes, bool keepdims) { return reduce(op_sum, x, std::move(axes), keepdims); }
+Var max(Var x, std::vector<int> axes, bool keepdims) { return reduce(op_max, x, std::move(axes), keepdims); }
+
+Var mean(Var x, std::vector<int> axes, bool keepdims) {
+  detail::require_float("mean", x);
+  const Var total = sum(x, std::move(axes), keepdims);
+  const std::int64_t count = x.shape().numel() / std::max<std::int64_t>(total.shape().numel(), 1);
+  return total * (1.0 / static_cast<double>(std::max<std::int64_t>(count, 1)));
+}
+
+Var sum_to(Var g, const Shape& shape) {
+  if (g.shape() == shape) return g;
+  const int lead = g.rank() - shape.rank();
+  if (lead < 0) {
+    throw ShapeError(fmt::format("sum_to: {} of shape {} cannot be summed to the larger rank of {}", g.describe(),
+                                 g.shape(), shape));
+  }
+  std::vector<int> axes;
+  for (int i = 0; i < g.rank(); ++i) {
+    if (i < lead || (shape[i - lead] == 1 && g.shape()[i] != 1)) axes.push_back(i);
+    else if (shape[i - lead] != g.shape()[i]) {
+      throw ShapeError(fmt::format("sum_to: shape {} of {} was not broadcast from {}", g.shape(), g.describe(), shape));
+    }
+  }
+  return reshape(sum(g, axes, true), shape);
+}
+
+}  // namespace xg

@@ -1,0 +1,260 @@
+// Shape ops: reshape, permute, broadcast_to, slice (and its scatter), concat; squeeze, unsqueeze and
+// transpose are spelled with them.
+#include <algorithm>
+#include <numeric>
+
+#include "kernels/broadcast.hpp"
+#include "kernels/strided.hpp"
+#include "ops/builder_util.hpp"
+#include "xgrad/ops.hpp"
+
+namespace xg {
+
+void copy_forward(const Node&, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
+  if (in[0].data != out.data) {
+    std::memcpy(out.data, in[0].data, static_cast<std::size_t>(out.numel()) * size_of(out.dtype));
+  }
+}
+
+namespace {
+
+using kernels::contiguous_strides;
+using kernels::copy_strided;
+
+void permute_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
+  const auto& perm = std::get<AxesAttr>(node.attrs).axes;
+  const auto in_strides = contiguous_strides(in[0].dims());
+  std::array<std::int64_t, kernels::kMaxRank> src_strides{};
+  for (std::size_t k = 0; k < perm.size(); ++k) src_strides[k] = in_strides[static_cast<std::size_t>(perm[k])];
+  const auto dst_strides = contiguous_strides(out.dims());
+  visit_dtype(out.dtype, [&]<class T>() {
+    copy_strided(in[0].as<T>(), src_strides.data(), out.as<T>(), dst_strides.data(), out.dims());
+  });
+}
+
+void broadcast_kernel(const Node&, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
+  visit_dtype(out.dtype, [&]<class T>() {
+    const T* x = in[0].as<T>();
+    T* y = out.as<T>();
+    kernels::for_each_row<1>(out.dims(), {in[0].dims()}, [&](const auto& at, const auto& step, std::int64_t n) {
+      for (std::int64_t i = 0; i < n; ++i) y[at[0] + i] = x[at[1] + i * step[1]];
+    });
+  });
+}
+
+/// The strides of the sliced positions inside the full array, and the offset of the first one.
+struct SliceView {
+  std::array<std::int64_t, kernels::kMaxRank> strides{};
+  std::int64_t offset = 0;
+};
+SliceView slice_view(std::span<const std::int64_t> full_dims, const SliceAttr& s) {
+  SliceView v{contiguous_strides(full_dims), 0};
+  const auto axis = static_cast<std::size_t>(s.axis);
+  v.offset = s.start * v.strides[axis];
+  v.strides[axis] *= s.step;
+  return v;
+}
+
+void slice_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
+  const SliceView v = slice_view(in[0].dims(), std::get<SliceAttr>(node.attrs));
+  const auto dst_strides = contiguous_strides(out.dims());
+  visit_dtype(out.dtype, [&]<class T>() {
+    copy_strided(in[0].as<T>() + v.offset, v.strides.data(), out.as<T>(), dst_strides.data(), out.dims());
+  });
+}
+
+void slice_scatter_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
+  const SliceView v = slice_view(out.dims(), std::get<SliceAttr>(node.attrs));
+  const auto src_strides = contiguous_strides(in[0].dims());
+  visit_dtype(out.dtype, [&]<class T>() {
+    std::fill(out.as<T>(), out.as<T>() + out.numel(), T(0));
+    copy_strided(in[0].as<T>(), src_strides.data(), out.as<T>() + v.offset, v.strides.data(), in[0].dims());
+  });
+}
+
+void concat_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
+  const auto axis = static_cast<std::size_t>(std::get<AxisAttr>(node.attrs).axis);
+  const auto dst_strides = contiguous_strides(out.dims());
+  std::int64_t position = 0;
+  for (const Buffer& part : in) {
+    const auto src_strides = contiguous_strides(part.dims());
+    visit_dtype(out.dtype, [&]<class T>() {
+      copy_strided(part.as<T>(), src_strides.data(), out.as<T>() + position * dst_strides[axis], dst_strides.data(),
+                   part.dims());
+    });
+    position += part.dims()[axis];
+  }
+}
+
+using Grads = std::vector<Var>;
+Grads vjp_reshape(const VjpArgs& a) { return {reshape(a.grad, a.inputs[0].shape())}; }
+Grads vjp_permute(const VjpArgs& a) {
+  const auto& perm = std::get<AxesAttr>(a.node.attrs).axes;
+  std::vector<int> inverse(perm.size());
+  for (std::size_t k = 0; k < perm.size(); ++k) inverse[static_cast<std::size_t>(perm[k])] = static_cast<int>(k);
+  return {permute(a.grad, inverse)};
+}
+Grads vjp_broadcast(const VjpArgs& a) { return {sum_to(a.grad, a.inputs[0].shape())}; }
+Grads vjp_slice(const VjpArgs& a) { return {slice_scatter(a.grad, std::get<SliceAttr>(a.node.attrs))}; }
+Grads vjp_slice_scatter(const VjpArgs& a) {
+  const auto& s = std::get<SliceAttr>(a.node.attrs);
+  return {slice(a.grad, s.axis, s.start, s.stop, s.step)};
+}
+Grads vjp_concat(const VjpArgs& a) {
+  const int axis = std::get<AxisAttr>(a.node.attrs).axis;
+  Grads grads;
+  std::int64_t position = 0;
+  for (Var part : a.inputs) {
+    const std::int64_t extent = part.shape()[axis];
+    grads.push_back(slice(a.grad, axis, position, position + extent));
+    position += extent;
+  }
+  return grads;
+}
+
+}  // namespace
+
+const OpDef op_reshape{.name = "reshape", .forward = copy_forward, .vjp = vjp_reshape, .alias = true};
+const OpDef op_permute{.name = "permute", .forward = permute_kernel, .vjp = vjp_permute};
+const OpDef op_broadcast_to{.name = "broadcast_to", .forward = broadcast_kernel, .vjp = vjp_broadcast};
+const OpDef op_slice{.name = "slice", .forward = slice_kernel, .vjp = vjp_slice};
+const OpDef op_slice_scatter{.name = "slice_scatter", .forward = slice_scatter_kernel, .vjp = vjp_slice_scatter};
+const OpDef op_concat{.name = "concat", .forward = concat_kernel, .vjp = vjp_concat};
+
+namespace {
+void check_rank(std::string_view op, const Shape& shape) {
+  if (shape.rank() > kernels::kMaxRank) {
+    throw ShapeError(fmt::format("{}: shape {} has rank {}, above the supported {}", op, shape, shape.rank(),
+                                 kernels::kMaxRank));
+  }
+}
+}  // namespace
+
+Var reshape(Var x, Shape shape) {
+  detail::same_graph("reshape", {x});
+  int inferred = -1;
+  std::int64_t known = 1;
+  for (int i = 0; i < shape.rank(); ++i) {
+    if (shape[i] == -1 && inferred < 0) inferred = i;
+    else if (shape[i] < 0) throw ShapeError(fmt::format("reshape of {}: bad target shape {}", x.describe(), shape));
+    else known *= shape[i];
+  }
+  if (inferred >= 0) {
+    if (known == 0 || x.shape().numel() % known != 0) {
+      throw ShapeError(fmt::format("reshape of {}: cannot infer -1 in {} from shape {}", x.describe(), shape, x.shape()));
+    }
+    shape[inferred] = x.shape().numel() / known;
+  }
+  if (shape.numel() != x.shape().numel()) {
+    throw ShapeError(fmt::format("reshape of {}: shape {} ({} elements) cannot become {} ({} elements)", x.describe(),
+                                 x.shape(), x.shape().numel(), shape, shape.numel()));
+  }
+  check_rank("reshape", shape);
+  if (shape == x.shape()) return x;
+  return detail::add_node(op_reshape, {x}, {}, x.dtype(), std::move(shape));
+}
+
+Var permute(Var x, std::vector<int> perm) {
+  detail::same_graph("permute", {x});
+  if (static_cast<int>(perm.size()) != x.rank()) {
+    throw ValueError(fmt::format("permute of {}: {} axes given for rank {}", x.describe(), perm.size(), x.rank()));
+  }
+  std::vector<bool> seen(perm.size());
+  std::vector<std::int64_t> dims;
+  for (int& axis : perm) {
+    axis = normalize_axis(axis, x.rank(), fmt::format("permute of {}", x.describe()));
+    if (seen[static_cast<std::size_t>(axis)]) {
+      throw ValueError(fmt::format("permute of {}: axis {} appears twice", x.describe(), axis));
+    }
+    seen[static_cast<std::size_t>(axis)] = true;
+    dims.push_back(x.shape()[axis]);
+  }
+  if (std::is_sorted(perm.begin(), perm.end())) return x;
+  return detail::add_node(op_permute, {x}, AxesAttr{std::move(perm), false}, x.dtype(), Shape(std::move(dims)));
+}
+
+Var transpose(Var x, int axis_a, int axis_b) {
+  const std::string where = fmt::format("transpose of {}", x.describe());
+  axis_a = normalize_axis(axis_a, x.rank(), where);
+  axis_b = normalize_axis(axis_b, x.rank(), where);
+  std::vector<int> perm(static_cast<std::size_t>(x.rank()));
+  std::iota(perm.begin(), perm.end(), 0);
+  std::swap(perm[static_cast<std::size_t>(axis_a)], perm[static_cast<std::size_t>(axis_b)]);
+  return permute(x, perm);
+}
+
+Var broadcast_to(Var x, Shape shape) {
+  detail::same_graph("broadcast_to", {x});
+  check_rank("broadcast_to", shape);
+  const Shape result = detail::broadcast_shapes("broadcast_to", x.shape(), shape, x.describe(), "the target");
+  if (result != shape) {
+    throw ShapeError(fmt::format("broadcast_to: {} of shape {} cannot broadcast to {}", x.describe(), x.shape(), shape));
+  }
+  if (shape == x.shape()) return x;
+  return detail::add_node(op_broadcast_to, {x}, {}, x.dtype(), std::move(shape));
+}
+
+Var slice(Var x, int axis, std::int64_t start, std::int64_t stop, std::int64_t step) {
+  detail::same_graph("slice", {x});
+  axis = normalize_axis(axis, x.rank(), fmt::format("slice of {}", x.describe()));
+  if (step <= 0) throw ValueError(fmt::format("slice of {}: step must be positive, got {}", x.describe(), step));
+  const std::int64_t extent = x.shape()[axis];
+  auto clamp = [&](std::int64_t i) { return std::clamp(i < 0 ? i + extent : i, std::int64_t{0}, extent); };
+  start = clamp(start);
+  stop = std::max(clamp(stop), start);
+  Shape shape = x.shape();
+  shape[axis] = (stop - start + step - 1) / step;
+  if (shape == x.shape()) return x;
+  return detail::add_node(op_slice, {x}, SliceAttr{axis, start, stop, step, extent}, x.dtype(), std::move(shape));
+}
+
+Var slice_scatter(Var g, const SliceAttr& where) {
+  detail::same_graph("slice_scatter", {g});
+  Shape shape = g.shape();
+  const std::int64_t count = (where.stop - where.start + where.step - 1) / where.step;
+  if (where.axis < 0 || where.axis >= g.rank() || shape[where.axis] != count) {
+    throw ShapeError(fmt::format("slice_scatter of {}: shape {} does not match the slice", g.describe(), g.shape()));
+  }
+  shape[where.axis] = where.extent;
+  return detail::add_node(op_slice_scatter, {g}, where, g.dtype(), std::move(shape));
+}
+
+Var concat(const std::vector<Var>& xs, int axis) {
+  if (xs.empty()) throw ValueError("concat: no operands");
+  const Var first = xs.front();
+  axis = normalize_axis(axis, first.rank(), fmt::format("concat of {}", first.describe()));
+  Shape shape = first.shape();
+  shape[axis] = 0;
+  for (Var x : xs) {
+    detail::same_graph("concat", {first, x});
+    detail::require_same_dtype("concat", first, x);
+    bool fits = x.rank() == first.rank();
+    for (int i = 0; fits && i < x.rank(); ++i) fits = i == axis || x.shape()[i] == first.shape()[i];
+    if (!fits) {
+      throw ShapeError(fmt::format("concat along axis {}: {} has shape {}, which does not match {} of {}", axis,
+                                   x.describe(), x.shape(), first.shape(), first.describe()));
+    }
+    shape[axis] += x.shape()[axis];
+  }
+  if (xs.size() == 1) return first;
+  return first.graph().add_node(op_concat, xs, AxisAttr{axis}, first.dtype(), std::move(shape));
+}
+
+Var squeeze(Var x, int axis) {
+  axis = normalize_axis(axis, x.rank(), fmt::format("squeeze of {}", x.describe()));
+  if (x.shape()[axis] != 1) {
+    throw ShapeError(fmt::format("squeeze of {}: axis {} has extent {}, not 1", x.describe(), axis, x.shape()[axis]));
+  }
+  std::vector<std::int64_t> dims = x.shape().dims();
+  dims.erase(dims.begin() + axis);
+  return reshape(x, Shape(std::move(dims)));
+}
+
+Var unsqueeze(Var x, int axis) {
+  axis = normalize_axis(axis, x.rank() + 1, fmt::format("unsqueeze of {}", x.describe()));
+  std::vector<std::int64_t> dims = x.shape().dims();
+  dims.insert(dims.begin() + axis, 1);
+  return reshape(x, Shape(std::move(dims)));
+}
+
+}  // namespace xg

@@ -1,0 +1,130 @@
+// Program::run: copy the feeds into the arena, point the parameter operands at their values, call
+// the kernels in order. No allocation, no shape logic.
+#include <algorithm>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "runtime/program_impl.hpp"
+#include "xgrad/format.hpp"
+
+namespace xg {
+
+Program::Program(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Program::Program(Program&&) noexcept = default;
+Program& Program::operator=(Program&&) noexcept = default;
+Program::~Program() = default;
+
+namespace {
+
+std::string describe(const Node& n, int id) {
+  if (n.name.empty()) return fmt::format("node {} ({})", id, n.op_name());
+  return fmt::format("node {} ({} '{}')", id, n.op_name(), n.name);
+}
+
+bool same_shape(std::span<const std::size_t> given, const Shape& wanted) {
+  return std::equal(given.begin(), given.end(), wanted.begin(), wanted.end(),
+                    [](std::size_t a, std::int64_t b) { return static_cast<std::int64_t>(a) == b; });
+}
+
+}  // namespace
+
+void Program::run(std::span<const Feed> feeds) {
+  Impl& p = *impl_;
+  for (const Feed& feed : feeds) {
+    const int id = feed.var.id();
+    auto slot = std::find_if(p.inputs.begin(), p.inputs.end(), [&](const InputSlot& s) { return s.node == id; });
+    if (slot == p.inputs.end() || p.nodes[static_cast<std::size_t>(id)].name != feed.var.node().name) {
+      throw FeedError(fmt::format("run: {} is not an input of this program", feed.var.describe()));
+    }
+    const Node& n = p.nodes[static_cast<std::size_t>(id)];
+    if (feed.value.dtype != n.dtype || !same_shape(feed.value.shape, n.shape)) {
+      throw FeedError(fmt::format("run: the feed for input '{}' is {} of shape ({}), but the input is {} of shape {}",
+                                  n.name, feed.value.dtype, fmt::join(feed.value.shape, ", "), n.dtype, n.shape));
+    }
+    if (slot->needed) {
+      std::memcpy(slot->buffer.data, feed.value.data, static_cast<std::size_t>(n.shape.numel()) * size_of(n.dtype));
+    }
+  }
+  for (const InputSlot& slot : p.inputs) {
+    if (!slot.needed) continue;
+    const bool fed = std::any_of(feeds.begin(), feeds.end(), [&](const Feed& f) { return f.var.id() == slot.node; });
+    if (!fed) {
+      const Node& n = p.nodes[static_cast<std::size_t>(slot.node)];
+      throw FeedError(fmt::format("run: missing feed for input '{}' ({} {}, node {})", n.name, n.dtype, n.shape, slot.node));
+    }
+  }
+  for (const StoredLeaf& leaf : p.leaves) {
+    const Node& n = p.nodes[static_cast<std::size_t>(leaf.node)];
+    Tensor& value = p.store->values.at(leaf.node);
+    if (value.dtype() != n.dtype || value.numel() != n.shape.numel()) {
+      throw ValueError(fmt::format("run: the value of {} was replaced by {} of {} elements; it must stay {} {}",
+                                   describe(n, leaf.node), value.dtype(), value.numel(), n.dtype, n.shape));
+    }
+    for (std::size_t k : leaf.operands) p.operands[k].data = value.data();
+  }
+  for (const Step& step : p.steps) {
+    const Node& n = p.nodes[static_cast<std::size_t>(step.node)];
+    try {
+      step.forward(n, std::span<const Buffer>(p.operands.data() + step.first_operand, step.operand_count), step.out,
+                   p.context);
+    } catch (const IndexError& e) {
+      throw IndexError(fmt::format("{}: {}", describe(n, step.node), e.what()));
+    }
+  }
+  ++p.context.run_index;
+}
+
+TensorRef Program::view(Var v) const {
+  const Impl& p = *impl_;
+  const auto id = static_cast<std::size_t>(v.id());
+  if (id >= p.nodes.size() || p.placement[id].kind == Placement::Kind::none) {
+    throw ValueError(fmt::format("Program: {} is not computed by this program", v.describe()));
+  }
+  const Node& n = p.nodes[id];
+  const bool readable = p.is_output[id] || n.op == &op_input || p.placement[id].kind == Placement::Kind::stored;
+  if (!readable) {
+    throw ValueError(fmt::format("Program: {} is an intermediate value whose memory is reused; list it as an output "
+                                 "to read it",
+                                 v.describe()));
+  }
+  // TensorRef wants size_t extents; they live next to the node's shape for as long as the Program.
+  static_assert(sizeof(std::size_t) == sizeof(std::int64_t));
+  const std::span<const std::size_t> shape(reinterpret_cast<const std::size_t*>(n.shape.dims().data()),
+                                           n.shape.dims().size());
+  if (p.placement[id].kind == Placement::Kind::stored) {
+    return TensorRef(p.store->values.at(v.id()).data(), n.dtype, shape);
+  }
+  return TensorRef(p.arena + p.placement[id].offset, n.dtype, shape);
+}
+
+Tensor Program::get(Var v) const {
+  const TensorRef ref = view(v);
+  return visit_dtype(ref.dtype, [&]<class T>() {
+    std::vector<std::size_t> shape(ref.shape.begin(), ref.shape.end());
+    xt::xarray<T> out = xt::zeros<T>(shape);
+    std::copy_n(static_cast<const T*>(ref.data), out.size(), out.data());
+    return Tensor(std::move(out));
+  });
+}
+
+void Program::set_training(bool training) { impl_->context.training = training; }
+bool Program::training() const { return impl_->context.training; }
+const MemoryReport& Program::memory() const { return impl_->memory; }
+std::size_t Program::steps() const { return impl_->steps.size(); }
+
+std::string Program::dump() const {
+  const Impl& p = *impl_;
+  std::string out;
+  for (std::size_t id = 0; id < p.nodes.size(); ++id) {
+    const Node& n = p.nodes[id];
+    const Placement& at = p.placement[id];
+    if (at.kind == Placement::Kind::none) continue;
+    const std::string where = at.kind == Placement::Kind::arena ? fmt::format("arena+{}", at.offset) : "stored";
+    out += fmt::format("%{:<4} {:<14} {:<4} {:<16} ({}) {}{}\n", id, n.op_name(), n.dtype, to_string(n.shape),
+                       fmt::join(n.inputs, ", "), where, p.is_output[id] ? " output" : "");
+  }
+  return out;
+}
+
+}  // namespace xg

@@ -1,0 +1,56 @@
+#pragma once
+// What compile() hands to the runtime: the nodes, the flat step list and the arena.
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+#include "ops/op_def.hpp"
+#include "xgrad/compile.hpp"
+
+namespace xg {
+
+/// Where a node's value lives after a run.
+struct Placement {
+  enum class Kind : std::uint8_t { none, arena, stored } kind = Kind::none;
+  std::size_t offset = 0;  // arena
+};
+
+struct Step {
+  int node = 0;
+  ForwardFn forward = nullptr;
+  std::size_t first_operand = 0, operand_count = 0;  // into Program::Impl::operands
+  Buffer out;
+};
+
+/// A fed input: its arena slot.
+struct InputSlot {
+  int node = 0;
+  Buffer buffer;
+  bool needed = false;  // the outputs depend on it
+};
+
+/// A parameter or constant: the operands that read it, re-pointed at its Tensor before every run so
+/// that replacing a parameter's value between runs is seen.
+struct StoredLeaf {
+  int node = 0;
+  std::vector<std::size_t> operands;
+};
+
+struct Program::Impl {
+  std::vector<Node> nodes;  // the graph's nodes up to the last one the outputs use
+  std::shared_ptr<ValueStore> store;
+  std::vector<Placement> placement;  // per node
+  std::vector<bool> is_output;       // per node
+  std::vector<Step> steps;
+  std::vector<Buffer> operands;
+  std::vector<InputSlot> inputs;
+  std::vector<StoredLeaf> leaves;
+  std::vector<std::byte> arena_storage;
+  std::byte* arena = nullptr;  // arena_storage aligned to kArenaAlignment
+  MemoryReport memory;
+  RunContext context;
+
+  Buffer arena_buffer(int node);
+};
+
+}  // namespace xg
