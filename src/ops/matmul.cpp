@@ -92,8 +92,14 @@ Var matmul(Var a, Var b, bool transpose_a, bool transpose_b) {
                                  a.describe(), b.shape(), b.describe()));
   }
   // numpy.matmul's promotion of vectors: a row vector on the left, a column vector on the right.
-  if (a.rank() == 1) return squeeze(matmul(unsqueeze(a, 0), b, false, transpose_b), -2);
-  if (b.rank() == 1) return squeeze(matmul(a, unsqueeze(b, 1), transpose_a, false), -1);
+  const bool a_vector = a.rank() == 1, b_vector = b.rank() == 1;
+  if (a_vector || b_vector) {
+    Var product = matmul(a_vector ? unsqueeze(a, 0) : a, b_vector ? unsqueeze(b, 1) : b, transpose_a && !a_vector,
+                         transpose_b && !b_vector);
+    if (b_vector) product = squeeze(product, -1);
+    if (a_vector) product = squeeze(product, b_vector ? -1 : -2);
+    return product;
+  }
   const MatmulAttr attr{transpose_a, transpose_b};
   const auto [m, n, k] = matmul_dims(a.shape().dims(), b.shape().dims(), attr);
   const std::int64_t k_b = transpose_b ? b.shape()[b.rank() - 1] : b.shape()[b.rank() - 2];
