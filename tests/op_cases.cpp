@@ -8,7 +8,7 @@ Var positive(Graph& g, const std::string& name, Shape shape) {
   return g.param(name, std::move(shape), Init::uniform(0.5, 2.0));
 }
 Var ints(Graph& g, xt::xarray<std::int32_t> values) { return g.constant(Tensor(std::move(values))); }
-Var floats(Graph& g, xt::xarray<double> values) { return g.constant(Tensor(std::move(values))); }
+Var floats(Graph& g, xt::xarray<double> values) { return g.constant(Tensor(std::move(values)).cast(g.float_type())); }
 
 using Unary = Var (*)(Var);
 OpCase unary_case(std::string op, Unary f, bool needs_positive = false) {
@@ -212,7 +212,7 @@ std::vector<OpCase> build_cases() {
       {"loss mask", "sum(ce * mask) / sum(mask), lengths [2, 3]", [](Graph& g) {
          const Var logits = normal(g, "logits", {2, 4, 3});
          const Var mask_param = g.param("mask", {2, 3}, Init::ones());
-         const Var mask = mask_param * sequence_mask(ints(g, {2, 3}), 3, DType::f64);
+         const Var mask = mask_param * sequence_mask(ints(g, {2, 3}), 3, g.float_type());
          CrossEntropyOptions o;
          o.reduction = Reduction::none;
          const Var loss = cross_entropy(logits, ints(g, {{1, 0, 3}, {2, 2, 1}}), o);
@@ -229,6 +229,8 @@ const std::vector<OpCase>& op_cases() {
   static const std::vector<OpCase> cases = build_cases();
   return cases;
 }
+
+CheckTarget build_case(const OpCase& c, Graph& g) { return c.build(g); }
 
 GradcheckReport run_case(const OpCase& c) {
   Graph g(7, DType::f64);
