@@ -102,7 +102,7 @@ struct Printer {
       if (!first) out += last_axis ? ", " : row_break;
       first = false;
       if (i < 0) {
-        out += "...";
+        out += last_axis ? " ..." : "...";  // PyTorch's spacing
       } else if (last_axis) {
         const std::string s = format_value(values[static_cast<std::size_t>(offset + i)], notation, options.precision);
         out += std::string(width - s.size(), ' ') + s;
