@@ -9,18 +9,35 @@
 
 namespace {
 std::atomic<long> allocations{0};
+}  // namespace
+
+static void* counted_allocation(std::size_t size, std::size_t alignment = alignof(std::max_align_t)) noexcept {
+  allocations.fetch_add(1, std::memory_order_relaxed);
+  size = size == 0 ? 1 : size;
+  if (alignment <= alignof(std::max_align_t)) return std::malloc(size);
+  return std::aligned_alloc(alignment, (size + alignment - 1) / alignment * alignment);
+}
+static void* checked(void* p) {
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
 }
 
-void* operator new(std::size_t size) {
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t size) { return operator new(size); }
+void* operator new(std::size_t size) { return checked(counted_allocation(size)); }
+void* operator new[](std::size_t size) { return checked(counted_allocation(size)); }
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept { return counted_allocation(size); }
+void* operator new[](std::size_t size, const std::nothrow_t&) noexcept { return counted_allocation(size); }
+void* operator new(std::size_t size, std::align_val_t a) { return checked(counted_allocation(size, static_cast<std::size_t>(a))); }
+void* operator new[](std::size_t size, std::align_val_t a) { return checked(counted_allocation(size, static_cast<std::size_t>(a))); }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
 
 int main() {
   using namespace xg;

@@ -82,7 +82,7 @@ TensorRef Program::view(Var v) const {
     throw ValueError(fmt::format("Program: {} is not computed by this program", v.describe()));
   }
   const Node& n = p.nodes[id];
-  const bool readable = p.is_output[id] || n.op == &op_input || p.placement[id].kind == Placement::Kind::stored;
+  const bool readable = p.is_output[id] || p.placement[id].kind == Placement::Kind::stored;
   if (!readable) {
     throw ValueError(fmt::format("Program: {} is an intermediate value whose memory is reused; list it as an output "
                                  "to read it",
