@@ -1,0 +1,26 @@
+#pragma once
+// Reads the value files in tests/golden/ that PyTorch wrote (see make_fixtures.py for the format).
+#include <map>
+#include <string>
+
+#include <xgrad/tensor.hpp>
+
+namespace xg::testing {
+
+/// Every record of tests/golden/<file>, by name: f64 or i32 tensors.
+std::map<std::string, Tensor> load_golden(const std::string& file);
+
+/// The record `name`, cast to dtype (f64 records become f32 for f32 graphs).
+class Golden {
+ public:
+  explicit Golden(const std::string& file) : records_(load_golden(file)) {}
+  const Tensor& operator[](const std::string& name) const;
+  xt::xarray<double> f64(const std::string& name) const { return (*this)[name].as<double>(); }
+  xt::xarray<std::int32_t> i32(const std::string& name) const { return (*this)[name].as<std::int32_t>(); }
+  const std::map<std::string, Tensor>& records() const { return records_; }
+
+ private:
+  std::map<std::string, Tensor> records_;
+};
+
+}  // namespace xg::testing
