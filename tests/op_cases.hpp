@@ -1,8 +1,9 @@
 #pragma once
-// The gradient-check table: one or more cases per differentiable op, each a tiny f64 graph whose
-// differentiable operands are parameters (so that no feeds are needed). Used by the test suite and
-// by examples/gradcheck. Adding an op adds its line(s) here.
+// The gradient-check tables: one or more cases per differentiable op, each a tiny f64 graph whose
+// differentiable operands are parameters, and one or more per layer and model. Used by the test
+// suite and by examples/gradcheck. Adding an op or a layer adds its line(s) here.
 #include <functional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@ namespace xg::testing {
 struct CheckTarget {
   Var y;
   std::vector<Var> wrt;
+  std::vector<std::pair<Var, Tensor>> feeds = {};  // values of the graph's inputs, if it has any
 };
 
 struct OpCase {
@@ -23,6 +25,8 @@ struct OpCase {
 };
 
 const std::vector<OpCase>& op_cases();
+/// The layers of xgrad/nn and the three models of graph/, at tiny sizes with padding present.
+const std::vector<OpCase>& layer_cases();
 
 /// Builds the case in a fresh f64 graph and gradient-checks it.
 GradcheckReport run_case(const OpCase& c);

@@ -1,4 +1,4 @@
-// Every differentiable op, gradient-checked in f64 against central differences.
+// Every differentiable op, layer and model, gradient-checked in f64 against central differences.
 #include <doctest/doctest.h>
 
 #include "op_cases.hpp"
@@ -24,4 +24,15 @@ TEST_CASE("gradcheck reports a wrong gradient") {
   REQUIRE(report.entries.size() == 1);
   CHECK_FALSE(report.passed());
   CHECK(report.entries[0].max_abs_error > 0.5);
+}
+
+TEST_CASE("every layer and model in the gradient-check table passes, with padding present") {
+  for (const auto& c : testing::layer_cases()) {
+    CAPTURE(c.op);
+    CAPTURE(c.variant);
+    const GradcheckReport report = testing::run_case(c);
+    INFO(report.summary());
+    CHECK(report.passed());
+    CHECK(!report.entries.empty());
+  }
 }

@@ -1,0 +1,21 @@
+#include "graph/model_config.hpp"
+
+#include <xgrad/ops.hpp>
+
+namespace xg::models {
+
+Var embed_tokens(Var tokens, Var table, const std::string& name, const ModelConfig& config) {
+  Graph& g = tokens.graph();
+  const Var positions = config.positions == Positions::learned
+                            ? nn::learned_positions(g, name + "_pos", config.max_len, config.d_model)
+                            : nn::sinusoidal_positions(g, config.max_len, config.d_model);
+  return dropout(nn::add_positions(nn::embed(table, tokens, config.scale_embedding), positions), config.dropout);
+}
+
+std::int64_t parameter_count(Graph& g) {
+  std::int64_t count = 0;
+  for (Var p : g.params()) count += p.shape().numel();
+  return count;
+}
+
+}  // namespace xg::models

@@ -1,0 +1,37 @@
+#include "graph/seq2seq.hpp"
+
+#include <xgrad/loss.hpp>
+#include <xgrad/ops.hpp>
+
+namespace xg::models {
+
+Seq2Seq seq2seq(Graph& g, const Seq2SeqConfig& c) {
+  const DType f = g.float_type();
+  Seq2Seq m;
+  m.src_tokens = g.input("src_tokens", {c.batch, c.src_len}, DType::i32);
+  m.src_lengths = g.input("src_lengths", {c.batch}, DType::i32);
+  m.tgt_tokens = g.input("tgt_tokens", {c.batch, c.tgt_len}, DType::i32);
+  m.tgt_lengths = g.input("tgt_lengths", {c.batch}, DType::i32);
+  m.labels = g.input("labels", {c.batch, c.tgt_len}, DType::i32);
+
+  const Var src_padding = nn::key_padding_bias(m.src_lengths, c.src_len, f);
+  const Var tgt_self = nn::causal_bias(g, c.tgt_len, f) + nn::key_padding_bias(m.tgt_lengths, c.tgt_len, f);
+
+  const Var src_table = nn::embedding_table(g, "src_embed", c.src_vocab, c.model.d_model);
+  const Var memory = nn::encoder(embed_tokens(m.src_tokens, src_table, "src_embed", c.model), src_padding, "encoder",
+                                 c.model.stack(c.encoder_layers));
+  const Var tgt_table = nn::embedding_table(g, "tgt_embed", c.tgt_vocab, c.model.d_model);
+  const Var hidden = nn::decoder(embed_tokens(m.tgt_tokens, tgt_table, "tgt_embed", c.model), memory, tgt_self,
+                                 src_padding, "decoder", c.model.stack(c.decoder_layers));
+  m.logits = nn::linear(hidden, "output_proj", c.tgt_vocab);
+
+  CrossEntropyOptions o;
+  o.class_axis = -1;
+  o.reduction = Reduction::none;
+  m.loss = cross_entropy(m.logits, m.labels, o);
+  m.mask = sequence_mask(m.tgt_lengths, c.tgt_len, f);
+  m.objective = sum(m.loss * m.mask) / sum(m.mask);
+  return m;
+}
+
+}  // namespace xg::models

@@ -1,0 +1,65 @@
+#include "xgrad/nn/transformer.hpp"
+
+#include <fmt/format.h>
+
+#include "xgrad/nn/attention.hpp"
+#include "xgrad/format.hpp"
+#include "xgrad/nn/norm.hpp"
+#include "xgrad/ops.hpp"
+
+namespace xg::nn {
+
+namespace {
+
+/// The residual wrapper around one sub-layer, post-LN or pre-LN.
+template <class Sublayer>
+Var residual(Var x, const std::string& norm_name, const LayerConfig& config, Sublayer&& sublayer) {
+  if (config.norm == NormStyle::pre) return x + dropout(sublayer(layer_norm(x, norm_name, config.eps)), config.dropout);
+  return layer_norm(x + dropout(sublayer(x), config.dropout), norm_name, config.eps);
+}
+
+AttentionConfig attention_config(const LayerConfig& config) { return {config.heads, config.dropout}; }
+
+void check_width(Var x, const std::string& name, const LayerConfig& config) {
+  if (x.rank() != 3 || x.shape()[2] != config.d_model) {
+    throw ShapeError(fmt::format("transformer layer '{}': input {} has shape {}, expected (B, S, {})", name, x.describe(),
+                                 x.shape(), config.d_model));
+  }
+}
+
+}  // namespace
+
+Var encoder_layer(Var x, std::optional<Var> self_bias, const std::string& name, const LayerConfig& config) {
+  check_width(x, name, config);
+  x = residual(x, name + ".norm1", config,
+               [&](Var h) { return self_attention(h, self_bias, name + ".self_attn", attention_config(config)); });
+  return residual(x, name + ".norm2", config,
+                  [&](Var h) { return feed_forward(h, name, config.d_ff, config.activation, config.dropout); });
+}
+
+Var decoder_layer(Var x, Var memory, std::optional<Var> self_bias, std::optional<Var> memory_bias,
+                  const std::string& name, const LayerConfig& config) {
+  check_width(x, name, config);
+  x = residual(x, name + ".norm1", config,
+               [&](Var h) { return self_attention(h, self_bias, name + ".self_attn", attention_config(config)); });
+  x = residual(x, name + ".norm2", config, [&](Var h) {
+    return cross_attention(h, memory, memory_bias, name + ".cross_attn", attention_config(config));
+  });
+  return residual(x, name + ".norm3", config,
+                  [&](Var h) { return feed_forward(h, name, config.d_ff, config.activation, config.dropout); });
+}
+
+Var encoder(Var x, std::optional<Var> self_bias, const std::string& name, const StackConfig& config) {
+  for (int i = 0; i < config.layers; ++i) x = encoder_layer(x, self_bias, fmt::format("{}.{}", name, i), config.layer);
+  return config.final_norm ? layer_norm(x, name + ".norm", config.layer.eps) : x;
+}
+
+Var decoder(Var x, Var memory, std::optional<Var> self_bias, std::optional<Var> memory_bias, const std::string& name,
+            const StackConfig& config) {
+  for (int i = 0; i < config.layers; ++i) {
+    x = decoder_layer(x, memory, self_bias, memory_bias, fmt::format("{}.{}", name, i), config.layer);
+  }
+  return config.final_norm ? layer_norm(x, name + ".norm", config.layer.eps) : x;
+}
+
+}  // namespace xg::nn
