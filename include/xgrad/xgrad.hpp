@@ -8,5 +8,8 @@
 #include "xgrad/gradcheck.hpp"
 #include "xgrad/graph.hpp"
 #include "xgrad/loss.hpp"
+#include "xgrad/nn.hpp"
 #include "xgrad/ops.hpp"
+#include "xgrad/optim.hpp"
 #include "xgrad/tensor.hpp"
+#include "xgrad/train.hpp"

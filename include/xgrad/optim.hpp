@@ -1,0 +1,132 @@
+#pragma once
+// Optimizers, gradient clipping and learning-rate schedules.
+//
+// Optimizers are runtime kernels over the parameter values the graph stores, not graph nodes: an
+// update reads each gradient once and writes each parameter in place, which a graph could only
+// express by producing new parameter tensors and copying them back. Each update is a plain loop in a
+// fixed order, so training is bit-for-bit reproducible given the seed and the thread count.
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "xgrad/graph.hpp"
+#include "xgrad/tensor.hpp"
+
+namespace xg::optim {
+
+/// What one step saw.
+struct StepInfo {
+  double grad_norm = 0.0;  // global L2 norm of the gradients before clipping
+  double clip_scale = 1.0;  // factor the gradients were multiplied by (1 when not clipped)
+};
+
+class Optimizer {
+ public:
+  /// Updates the values of `params` (parameters of `graph`, which must outlive the optimizer).
+  Optimizer(Graph& graph, std::vector<Var> params);
+  virtual ~Optimizer() = default;
+  Optimizer(const Optimizer&) = delete;
+  Optimizer& operator=(const Optimizer&) = delete;
+
+  /// One update with learning rate `lr`; grads[k] is the gradient of params[k] (same shape and
+  /// dtype). With clip_norm set, the gradients are first scaled so that their global L2 norm is at
+  /// most clip_norm (PyTorch's clip_grad_norm_).
+  StepInfo step(std::span<const TensorRef> grads, double lr);
+
+  const std::vector<Var>& params() const { return params_; }
+  std::int64_t steps() const { return steps_; }
+
+  std::optional<double> clip_norm;
+
+ protected:
+  /// Updates param in place from grad * grad_scale; `slot` indexes params() for per-parameter state.
+  virtual void update(std::size_t slot, std::span<float> param, std::span<const float> grad, float grad_scale,
+                      double lr) = 0;
+  virtual void update(std::size_t slot, std::span<double> param, std::span<const double> grad, double grad_scale,
+                      double lr) = 0;
+  /// A zero tensor shaped like params()[slot], for per-parameter state.
+  Tensor zeros_like_param(std::size_t slot) const;
+
+ private:
+  Graph* graph_;
+  std::vector<Var> params_;
+  std::int64_t steps_ = 0;
+};
+
+struct SGDOptions {
+  double momentum = 0.0;
+  double dampening = 0.0;
+  double weight_decay = 0.0;  // L2 penalty added to the gradient
+  bool nesterov = false;
+};
+
+/// Stochastic gradient descent with momentum, as torch.optim.SGD.
+class SGD final : public Optimizer {
+ public:
+  SGD(Graph& graph, std::vector<Var> params, SGDOptions options = {});
+
+ private:
+  void update(std::size_t slot, std::span<float> p, std::span<const float> g, float s, double lr) override;
+  void update(std::size_t slot, std::span<double> p, std::span<const double> g, double s, double lr) override;
+  template <class T>
+  void apply(std::size_t slot, std::span<T> p, std::span<const T> g, T s, double lr);
+  SGDOptions options_;
+  std::vector<Tensor> momentum_;
+};
+
+struct AdamOptions {
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  /// false: Adam's L2 penalty added to the gradient (torch.optim.Adam);
+  /// true: decoupled decay p -= lr * weight_decay * p (torch.optim.AdamW).
+  bool decoupled_weight_decay = false;
+};
+
+/// Adam and AdamW with bias correction, as torch.optim.Adam / AdamW.
+class Adam final : public Optimizer {
+ public:
+  Adam(Graph& graph, std::vector<Var> params, AdamOptions options = {});
+
+ private:
+  void update(std::size_t slot, std::span<float> p, std::span<const float> g, float s, double lr) override;
+  void update(std::size_t slot, std::span<double> p, std::span<const double> g, double s, double lr) override;
+  template <class T>
+  void apply(std::size_t slot, std::span<T> p, std::span<const T> g, T s, double lr);
+  AdamOptions options_;
+  std::vector<Tensor> first_moment_, second_moment_;
+};
+
+/// AdamW: Adam with decoupled weight decay (default 0.01, as PyTorch).
+inline AdamOptions adamw(double weight_decay = 0.01) {
+  AdamOptions o;
+  o.weight_decay = weight_decay;
+  o.decoupled_weight_decay = true;
+  return o;
+}
+
+/// The global L2 norm of a set of gradients (accumulated in double).
+double global_norm(std::span<const TensorRef> grads);
+
+// ---- learning-rate schedules: step (counted from 0) -> learning rate ----
+
+/// Linear warmup from 0 to peak over `warmup` steps, then cosine decay to min_lr at `total`.
+struct WarmupCosine {
+  double peak_lr = 1e-3;
+  std::int64_t warmup = 0;
+  std::int64_t total = 1;
+  double min_lr = 0.0;
+  double operator()(std::int64_t step) const;
+};
+
+/// Linear warmup to peak over `warmup` steps, then peak * sqrt(warmup / step) (the original
+/// Transformer's schedule, with the peak given directly).
+struct WarmupInverseSqrt {
+  double peak_lr = 1e-3;
+  std::int64_t warmup = 1;
+  double operator()(std::int64_t step) const;
+};
+
+}  // namespace xg::optim

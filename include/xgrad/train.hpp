@@ -1,0 +1,86 @@
+#pragma once
+// A small training-loop kit: padded batches of variable-length sequences, a Trainer that owns the
+// training Program and the optimizer, and a live progress line.
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <xtensor/xarray.hpp>
+
+#include "xgrad/compile.hpp"
+#include "xgrad/optim.hpp"
+
+namespace xg {
+
+/// Sequences padded to one length: tokens (B, seq_len) with `pad` after each sequence's end, and
+/// lengths (B).
+struct PaddedBatch {
+  xt::xarray<std::int32_t> tokens;
+  xt::xarray<std::int32_t> lengths;
+};
+
+/// Pads (never truncates: a sequence longer than seq_len is a ValueError naming it).
+PaddedBatch pad_sequences(std::span<const std::vector<std::int32_t>> sequences, std::int64_t seq_len,
+                          std::int32_t pad);
+
+/// Compiles the objective with the gradients of every trainable parameter, runs it in training mode
+/// and updates the parameters: one call per step.
+class Trainer {
+ public:
+  /// `make_optimizer` receives the graph and its parameters, e.g.
+  /// `[](Graph& g, std::vector<Var> p) { return std::make_unique<optim::Adam>(g, p, optim::adamw()); }`.
+  template <class MakeOptimizer>
+  Trainer(Graph& graph, Var objective, MakeOptimizer&& make_optimizer, std::vector<Var> extra_outputs = {})
+      : Trainer(graph, objective, graph.params(), std::move(extra_outputs)) {
+    optimizer_ = make_optimizer(graph, graph.params());
+  }
+
+  /// Runs forward and backward on `feeds`, then one optimizer step with learning rate lr.
+  /// Returns the objective's value before the update.
+  double step(std::span<const Feed> feeds, double lr);
+  double step(std::initializer_list<Feed> feeds, double lr) {
+    return step(std::span<const Feed>(feeds.begin(), feeds.size()), lr);
+  }
+
+  Program& program() { return program_; }
+  optim::Optimizer& optimizer() { return *optimizer_; }
+  const optim::StepInfo& last_step() const { return last_step_; }
+
+ private:
+  Trainer(Graph& graph, Var objective, std::vector<Var> params, std::vector<Var> extra_outputs);
+  Var objective_;
+  std::vector<Var> grads_;
+  std::vector<TensorRef> grad_views_;
+  Program program_;
+  std::unique_ptr<optim::Optimizer> optimizer_;
+  optim::StepInfo last_step_;
+};
+
+/// One line, rewritten in place on a terminal (a new line every `log_every` steps otherwise):
+/// step/total, loss (a running mean), tokens/s and ETA.
+class ProgressLine {
+ public:
+  explicit ProgressLine(std::int64_t total_steps, std::string label = "train", std::FILE* out = stderr);
+  /// Records step `step` (0-based) with its loss and the number of tokens it processed.
+  void update(std::int64_t step, double loss, std::int64_t tokens);
+  /// Ends the line.
+  void finish();
+  double running_loss() const { return running_loss_; }
+
+ private:
+  std::int64_t total_;
+  std::string label_;
+  std::FILE* out_;
+  bool terminal_;
+  std::chrono::steady_clock::time_point start_, last_print_;
+  std::int64_t tokens_ = 0;
+  double running_loss_ = 0.0;
+  bool has_loss_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace xg

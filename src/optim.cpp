@@ -1,0 +1,152 @@
+#include "xgrad/optim.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+
+#include <fmt/format.h>
+
+#include "xgrad/format.hpp"
+
+namespace xg::optim {
+
+Optimizer::Optimizer(Graph& graph, std::vector<Var> params) : graph_(&graph), params_(std::move(params)) {
+  for (Var p : params_) {
+    if (!p.valid() || &p.graph() != graph_ || p.node().op_name() != "param") {
+      throw ValueError(fmt::format("optimizer: {} is not a parameter of this graph", p.describe()));
+    }
+  }
+}
+
+Tensor Optimizer::zeros_like_param(std::size_t slot) const {
+  const Var p = params_[slot];
+  return Tensor::zeros(p.dtype(), p.shape());
+}
+
+double global_norm(std::span<const TensorRef> grads) {
+  double sum = 0.0;
+  for (const TensorRef& g : grads) {
+    std::size_t n = 1;
+    for (std::size_t d : g.shape) n *= d;
+    visit_float(g.dtype, [&]<class T>() {
+      const T* x = static_cast<const T*>(g.data);
+      for (std::size_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+    });
+  }
+  return std::sqrt(sum);
+}
+
+StepInfo Optimizer::step(std::span<const TensorRef> grads, double lr) {
+  if (grads.size() != params_.size()) {
+    throw ValueError(fmt::format("optimizer step: {} gradients for {} parameters", grads.size(), params_.size()));
+  }
+  for (std::size_t k = 0; k < params_.size(); ++k) {
+    const Var p = params_[k];
+    const TensorRef& g = grads[k];
+    const bool same_shape = std::equal(g.shape.begin(), g.shape.end(), p.shape().begin(), p.shape().end(),
+                                       [](std::size_t a, std::int64_t b) { return static_cast<std::int64_t>(a) == b; });
+    if (g.dtype != p.dtype() || !same_shape) {
+      throw ShapeError(fmt::format("optimizer step: the gradient for '{}' is {} ({}), the parameter {} {}",
+                                   p.node().name, g.dtype, fmt::join(g.shape, ", "), p.dtype(), p.shape()));
+    }
+  }
+  StepInfo info;
+  info.grad_norm = global_norm(grads);
+  if (clip_norm && info.grad_norm > *clip_norm) info.clip_scale = *clip_norm / (info.grad_norm + 1e-6);
+  ++steps_;
+  for (std::size_t k = 0; k < params_.size(); ++k) {
+    Tensor& value = graph_->value(params_[k]);
+    const auto n = static_cast<std::size_t>(value.numel());
+    visit_float(value.dtype(), [&]<class T>() {
+      update(k, std::span<T>(static_cast<T*>(value.data()), n), std::span<const T>(static_cast<const T*>(grads[k].data), n),
+             static_cast<T>(info.clip_scale), lr);
+    });
+  }
+  return info;
+}
+
+// ---- SGD ----
+
+SGD::SGD(Graph& graph, std::vector<Var> params, SGDOptions options) : Optimizer(graph, std::move(params)), options_(options) {
+  if (options_.momentum < 0.0 || options_.weight_decay < 0.0) {
+    throw ValueError(fmt::format("SGD: momentum {} and weight_decay {} must be >= 0", options_.momentum, options_.weight_decay));
+  }
+  if (options_.nesterov && (options_.momentum <= 0.0 || options_.dampening != 0.0)) {
+    throw ValueError("SGD: Nesterov momentum needs momentum > 0 and no dampening");
+  }
+  if (options_.momentum > 0.0) {
+    for (std::size_t k = 0; k < this->params().size(); ++k) momentum_.push_back(zeros_like_param(k));
+  }
+}
+
+void SGD::update(std::size_t slot, std::span<float> p, std::span<const float> g, float s, double lr) { apply(slot, p, g, s, lr); }
+void SGD::update(std::size_t slot, std::span<double> p, std::span<const double> g, double s, double lr) { apply(slot, p, g, s, lr); }
+
+template <class T>
+void SGD::apply(std::size_t slot, std::span<T> p, std::span<const T> g, T s, double lr) {
+  const T wd = static_cast<T>(options_.weight_decay), mu = static_cast<T>(options_.momentum),
+          damp = static_cast<T>(1.0 - options_.dampening), rate = static_cast<T>(lr);
+  T* buf = momentum_.empty() ? nullptr : static_cast<T*>(momentum_[slot].data());
+  const bool first = steps() == 1;
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    T d = g[i] * s + wd * p[i];
+    if (buf != nullptr) {
+      buf[i] = first ? d : mu * buf[i] + damp * d;
+      d = options_.nesterov ? d + mu * buf[i] : buf[i];
+    }
+    p[i] -= rate * d;
+  }
+}
+
+// ---- Adam / AdamW ----
+
+Adam::Adam(Graph& graph, std::vector<Var> params, AdamOptions options) : Optimizer(graph, std::move(params)), options_(options) {
+  if (!(options_.beta1 >= 0.0 && options_.beta1 < 1.0 && options_.beta2 >= 0.0 && options_.beta2 < 1.0)) {
+    throw ValueError(fmt::format("Adam: betas must be in [0, 1), got ({}, {})", options_.beta1, options_.beta2));
+  }
+  if (!(options_.eps > 0.0) || options_.weight_decay < 0.0) {
+    throw ValueError(fmt::format("Adam: eps {} must be > 0 and weight_decay {} >= 0", options_.eps, options_.weight_decay));
+  }
+  for (std::size_t k = 0; k < this->params().size(); ++k) {
+    first_moment_.push_back(zeros_like_param(k));
+    second_moment_.push_back(zeros_like_param(k));
+  }
+}
+
+void Adam::update(std::size_t slot, std::span<float> p, std::span<const float> g, float s, double lr) { apply(slot, p, g, s, lr); }
+void Adam::update(std::size_t slot, std::span<double> p, std::span<const double> g, double s, double lr) { apply(slot, p, g, s, lr); }
+
+template <class T>
+void Adam::apply(std::size_t slot, std::span<T> p, std::span<const T> g, T s, double lr) {
+  const auto t = static_cast<double>(steps());
+  const T b1 = static_cast<T>(options_.beta1), b2 = static_cast<T>(options_.beta2), eps = static_cast<T>(options_.eps);
+  // PyTorch's arrangement: p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+  const T step_size = static_cast<T>(lr / (1.0 - std::pow(options_.beta1, t)));
+  const T root_correction = static_cast<T>(std::sqrt(1.0 - std::pow(options_.beta2, t)));
+  const T l2 = options_.decoupled_weight_decay ? T(0) : static_cast<T>(options_.weight_decay);
+  const T decay = options_.decoupled_weight_decay ? static_cast<T>(1.0 - lr * options_.weight_decay) : T(1);
+  T* m = static_cast<T*>(first_moment_[slot].data());
+  T* v = static_cast<T*>(second_moment_[slot].data());
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    const T d = g[i] * s + l2 * p[i];
+    m[i] = b1 * m[i] + (T(1) - b1) * d;
+    v[i] = b2 * v[i] + (T(1) - b2) * d * d;
+    p[i] = p[i] * decay - step_size * m[i] / (std::sqrt(v[i]) / root_correction + eps);
+  }
+}
+
+// ---- schedules ----
+
+double WarmupCosine::operator()(std::int64_t step) const {
+  if (step < warmup) return peak_lr * static_cast<double>(step + 1) / static_cast<double>(warmup);
+  const double span = static_cast<double>(std::max<std::int64_t>(total - warmup, 1));
+  const double progress = std::min(1.0, static_cast<double>(step - warmup) / span);
+  return min_lr + 0.5 * (peak_lr - min_lr) * (1.0 + std::cos(std::numbers::pi * progress));
+}
+
+double WarmupInverseSqrt::operator()(std::int64_t step) const {
+  const double s = static_cast<double>(step + 1), w = static_cast<double>(std::max<std::int64_t>(warmup, 1));
+  return peak_lr * std::min(s / w, std::sqrt(w / s));
+}
+
+}  // namespace xg::optim
