@@ -114,6 +114,32 @@ def main():
     r.add("loss_mask.grad_logits", logits.grad)
     r.add("loss_mask.grad_mask", mask.grad)
 
+    # optimizers: three steps from one parameter with fixed gradients; clipping before plain SGD
+    p0 = torch.randn(6, generator=gen)
+    steps = [torch.randn(6, generator=gen) for _ in range(3)]
+    r.add("optim.param", p0)
+    for k, g in enumerate(steps):
+        r.add(f"optim.grad{k}", g)
+    optimizers = {
+        "sgd_momentum": lambda p: torch.optim.SGD([p], lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01),
+        "sgd_nesterov": lambda p: torch.optim.SGD([p], lr=0.1, momentum=0.9, nesterov=True),
+        "adam": lambda p: torch.optim.Adam([p], lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1),
+        "adamw": lambda p: torch.optim.AdamW([p], lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1),
+    }
+    for name, make in optimizers.items():
+        p = p0.clone().requires_grad_(True)
+        opt = make(p)
+        for g in steps:
+            p.grad = g.clone()
+            opt.step()
+        r.add(f"optim.{name}", p)
+    p = p0.clone().requires_grad_(True)
+    p.grad = steps[0].clone()
+    norm = torch.nn.utils.clip_grad_norm_([p], max_norm=0.5)
+    torch.optim.SGD([p], lr=1.0).step()
+    r.add("optim.clip.norm", norm)
+    r.add("optim.clip.sgd", p)
+
     r.write(HERE / "core.txt")
     print(f"wrote {len(r.lines)} tensors to {HERE / 'core.txt'}")
     print("loss-mask logits:\n", logits.detach().to(torch.float32))
