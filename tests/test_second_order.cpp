@@ -77,3 +77,18 @@ TEST_CASE("gradient of an unconnected input is zero, and stop_gradient blocks fl
   CHECK(p.get<double>(grads[0])(0) == 0.0);
   CHECK(p.get<double>(grads[1])(1) == 2.0);
 }
+
+TEST_CASE("gradient shapes stay right whatever the node count (builders may hold a shape while adding nodes)") {
+  // layer_norm's rule once read gamma's shape through a reference that appending a node invalidated,
+  // at the node counts where the node storage grew.
+  for (int padding = 0; padding < 300; ++padding) {
+    Graph g(1, DType::f64);
+    for (int k = 0; k < padding; ++k) g.scalar(k);
+    const Var x = g.param("x", {3, 4}, Init::normal(0.0, 1.0));
+    const Var gamma = g.param("gamma", {4}, Init::ones());
+    const std::vector<Var> d = grad(g, sum(layer_norm(x, 1, 1e-5, gamma) * x), {gamma, x});
+    CAPTURE(padding);
+    CHECK(d[0].shape() == Shape{4});
+    CHECK(d[1].shape() == Shape{3, 4});
+  }
+}

@@ -2,6 +2,7 @@
 // Graph: an append-only list of nodes, each with its shape and dtype fixed when it is created.
 // Var: a cheap handle to one node of one graph.
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <random>
 #include <string>
@@ -113,7 +114,9 @@ class Graph {
   void check_owned(Var v, std::string_view what) const;
   void check_new_name(const std::string& name) const;
 
-  std::vector<Node> nodes_;
+  // A deque: appending never moves a node, so references from Var::node() and Var::shape() stay
+  // valid while builders add nodes (f(x.shape(), g(x)) may evaluate its arguments in any order).
+  std::deque<Node> nodes_;
   std::shared_ptr<ValueStore> store_;
   std::mt19937_64 rng_;
   DType float_type_;
