@@ -12,6 +12,7 @@
 #include <xgrad/xgrad.hpp>
 
 #include "graph/encoder_classifier.hpp"
+#include "held_out.hpp"
 
 using namespace xg;
 
@@ -124,7 +125,7 @@ int main(int argc, char** argv) {
   c.model.positions = models::Positions::learned;
   c.vocab = 3;
   c.classes = 2;
-  c.layers = 2;
+  c.layers = 3;
   c.batch = o.batch;
   c.seq_len = o.max_len;
 
@@ -142,14 +143,10 @@ int main(int argc, char** argv) {
   std::mt19937_64 rng(o.seed);
   std::vector<std::pair<Brackets, std::int32_t>> held_out;
   std::unordered_set<std::string> held_out_text;
-  // Held-out strings are never trained on. The at most 126 strings of up to 6 brackets are all
-  // training material: holding one out would only test whether the model guesses an unseen tiny case.
-  constexpr std::size_t kAlwaysTrained = 6;
   while (static_cast<std::int64_t>(held_out.size()) < o.held_out) {
     auto example = random_example(rng, o.max_len);
-    if (example.first.size() > kAlwaysTrained && held_out_text.insert(text_of(example.first)).second) {
-      held_out.push_back(std::move(example));
-    }
+    const std::string text = text_of(example.first);
+    if (examples::is_held_out(text) && held_out_text.insert(text).second) held_out.push_back(std::move(example));
   }
 
   const optim::WarmupCosine schedule{1e-3, 100, o.steps, 1e-5};
@@ -158,7 +155,7 @@ int main(int argc, char** argv) {
     std::vector<std::pair<Brackets, std::int32_t>> examples;
     while (static_cast<std::int64_t>(examples.size()) < o.batch) {
       auto example = random_example(rng, o.max_len);
-      if (!held_out_text.contains(text_of(example.first))) examples.push_back(std::move(example));
+      if (!examples::is_held_out(text_of(example.first))) examples.push_back(std::move(example));
     }
     const Batch b = make_batch(examples, o.max_len);
     const double loss = trainer.step(

@@ -14,6 +14,7 @@
 #include <xgrad/xgrad.hpp>
 
 #include "graph/seq2seq.hpp"
+#include "held_out.hpp"
 
 using namespace xg;
 
@@ -201,13 +202,13 @@ int main(int argc, char** argv) {
              static_cast<double>(mem.arena_bytes) / (1 << 20), static_cast<double>(mem.tensor_bytes) / (1 << 20),
              static_cast<double>(mem.peak_live_bytes) / (1 << 20));
 
-  // Held-out strings are drawn first and never used for training.
   std::mt19937_64 rng(o.seed * 7919 + 17);
   std::vector<Digits> held_out;
   std::unordered_set<std::string> held_out_text;
   while (static_cast<std::int64_t>(held_out.size()) < o.held_out) {
     Digits d = random_digits(rng, o.max_digits);
-    if (held_out_text.insert(text_of(d)).second) held_out.push_back(std::move(d));
+    const std::string text = text_of(d);
+    if (examples::is_held_out(text) && held_out_text.insert(text).second) held_out.push_back(std::move(d));
   }
 
   const optim::WarmupCosine schedule{1e-3, std::min<std::int64_t>(100, o.steps / 10), o.steps, 1e-5};
@@ -216,7 +217,7 @@ int main(int argc, char** argv) {
     std::vector<Digits> sources;
     while (static_cast<std::int64_t>(sources.size()) < o.batch) {
       Digits d = random_digits(rng, o.max_digits);
-      if (!held_out_text.contains(text_of(d))) sources.push_back(std::move(d));
+      if (!examples::is_held_out(text_of(d))) sources.push_back(std::move(d));
     }
     const Batch b = make_batch(sources, o.max_digits);
     const double loss = trainer.step({{m.src_tokens, b.src.tokens}, {m.src_lengths, b.src.lengths},
