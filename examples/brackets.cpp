@@ -131,11 +131,7 @@ int main(int argc, char** argv) {
 
   Graph g(o.seed);
   const models::EncoderClassifier m = models::encoder_classifier(g, c);
-  Trainer trainer(g, m.objective, [](Graph& graph, std::vector<Var> params) {
-    auto adam = std::make_unique<optim::Adam>(graph, std::move(params), optim::adamw(0.01));
-    adam->clip_norm = 1.0;
-    return adam;
-  });
+  Trainer trainer(g, m.objective, optim::adamw_factory(/*weight_decay=*/0.01, /*clip_norm=*/1.0));
   Program classify = compile(g, {m.logits});
   fmt::print("encoder classifier: {} parameters, {} layers, d_model {}, strings of 1..{} brackets, batch {}\n",
              models::parameter_count(g), c.layers, c.model.d_model, o.max_len, o.batch);

@@ -104,11 +104,7 @@ int main(int argc, char** argv) {
 
   Graph g(o.seed);
   const models::DecoderLM m = models::decoder_lm(g, c);
-  Trainer trainer(g, m.objective, [](Graph& graph, std::vector<Var> params) {
-    auto adam = std::make_unique<optim::Adam>(graph, std::move(params), optim::adamw(0.01));
-    adam->clip_norm = 1.0;
-    return adam;
-  });
+  Trainer trainer(g, m.objective, optim::adamw_factory(/*weight_decay=*/0.01, /*clip_norm=*/1.0));
   Program sampler = compile(g, {m.logits});
   fmt::print("decoder-only LM: {} characters of text, vocabulary {}, {} parameters, {} layers, d_model {}, "
              "arena {:.2f} MiB\n",

@@ -185,11 +185,7 @@ int main(int argc, char** argv) {
   Graph g(o.seed);
   const models::Seq2SeqConfig config = model_config(o);
   const models::Seq2Seq m = models::seq2seq(g, config);
-  Trainer trainer(g, m.objective, [](Graph& graph, std::vector<Var> params) {
-    auto adam = std::make_unique<optim::Adam>(graph, std::move(params), optim::adamw(0.01));
-    adam->clip_norm = 1.0;
-    return adam;
-  });
+  Trainer trainer(g, m.objective, optim::adamw_factory(/*weight_decay=*/0.01, /*clip_norm=*/1.0));
   Program decode = compile(g, {m.logits});
   const MemoryReport& mem = trainer.program().memory();
   fmt::print("model: encoder-decoder, d_model {}, {} heads, d_ff {}, {}+{} layers, vocab {}, batch {}, {} source / {} "

@@ -1,6 +1,5 @@
 #include "graph/decoder_lm.hpp"
 
-#include <xgrad/loss.hpp>
 #include <xgrad/ops.hpp>
 
 namespace xg::models {
@@ -18,12 +17,10 @@ DecoderLM decoder_lm(Graph& g, const DecoderLMConfig& c) {
       nn::encoder(embed_tokens(m.tokens, table, "tok_embed", c.model), self_bias, "layers", c.model.stack(c.layers));
   m.logits = c.tied_output ? matmul(hidden, table, false, true) : nn::linear(hidden, "lm_head", c.vocab, false);
 
-  CrossEntropyOptions o;
-  o.class_axis = -1;
-  o.reduction = Reduction::none;
-  m.loss = cross_entropy(m.logits, m.labels, o);
-  m.mask = sequence_mask(m.lengths, c.seq_len, f);
-  m.objective = sum(m.loss * m.mask) / sum(m.mask);
+  const SequenceLoss l = sequence_loss(m.logits, m.labels, m.lengths);
+  m.loss = l.loss;
+  m.mask = l.mask;
+  m.objective = l.objective;
   return m;
 }
 

@@ -1,5 +1,6 @@
 #include "graph/model_config.hpp"
 
+#include <xgrad/loss.hpp>
 #include <xgrad/ops.hpp>
 
 namespace xg::models {
@@ -10,6 +11,17 @@ Var embed_tokens(Var tokens, Var table, const std::string& name, const ModelConf
                             ? nn::learned_positions(g, name + "_pos", config.max_len, config.d_model)
                             : nn::sinusoidal_positions(g, config.max_len, config.d_model);
   return dropout(nn::add_positions(nn::embed(table, tokens, config.scale_embedding), positions), config.dropout);
+}
+
+SequenceLoss sequence_loss(Var logits, Var labels, Var lengths) {
+  CrossEntropyOptions o;
+  o.class_axis = -1;
+  o.reduction = Reduction::none;
+  SequenceLoss l;
+  l.loss = cross_entropy(logits, labels, o);
+  l.mask = sequence_mask(lengths, logits.shape()[1], logits.dtype());
+  l.objective = sum(l.loss * l.mask) / sum(l.mask);
+  return l;
 }
 
 std::int64_t parameter_count(Graph& g) {

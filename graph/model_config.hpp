@@ -30,6 +30,15 @@ struct ModelConfig {
 /// (B, S) tokens -> (B, S, d_model). `table` is the token table (shared when weights are tied).
 Var embed_tokens(Var tokens, Var table, const std::string& name, const ModelConfig& config);
 
+/// DESIGN.md's loss mask over (B, S, V) logits: per-token cross-entropy, the sequence mask of lengths,
+/// and sum(loss * mask) / sum(mask).
+struct SequenceLoss {
+  Var loss;       // (B, S)
+  Var mask;       // (B, S)
+  Var objective;  // scalar
+};
+SequenceLoss sequence_loss(Var logits, Var labels, Var lengths);
+
 /// Counts the scalars of every parameter of the graph.
 std::int64_t parameter_count(Graph& g);
 

@@ -1,6 +1,5 @@
 #include "graph/seq2seq.hpp"
 
-#include <xgrad/loss.hpp>
 #include <xgrad/ops.hpp>
 
 namespace xg::models {
@@ -25,12 +24,10 @@ Seq2Seq seq2seq(Graph& g, const Seq2SeqConfig& c) {
                                  src_padding, "decoder", c.model.stack(c.decoder_layers));
   m.logits = nn::linear(hidden, "output_proj", c.tgt_vocab);
 
-  CrossEntropyOptions o;
-  o.class_axis = -1;
-  o.reduction = Reduction::none;
-  m.loss = cross_entropy(m.logits, m.labels, o);
-  m.mask = sequence_mask(m.tgt_lengths, c.tgt_len, f);
-  m.objective = sum(m.loss * m.mask) / sum(m.mask);
+  const SequenceLoss l = sequence_loss(m.logits, m.labels, m.tgt_lengths);
+  m.loss = l.loss;
+  m.mask = l.mask;
+  m.objective = l.objective;
   return m;
 }
 

@@ -6,6 +6,7 @@
 // express by producing new parameter tensors and copying them back. Each update is a plain loop in a
 // fixed order, so training is bit-for-bit reproducible given the seed and the thread count.
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <vector>
@@ -105,6 +106,15 @@ inline AdamOptions adamw(double weight_decay = 0.01) {
   o.weight_decay = weight_decay;
   o.decoupled_weight_decay = true;
   return o;
+}
+
+/// An optimizer factory for Trainer: AdamW with `weight_decay` and, when given, global-norm clipping.
+inline auto adamw_factory(double weight_decay = 0.01, std::optional<double> clip_norm = 1.0) {
+  return [=](Graph& graph, std::vector<Var> params) -> std::unique_ptr<Optimizer> {
+    auto adam = std::make_unique<Adam>(graph, std::move(params), adamw(weight_decay));
+    adam->clip_norm = clip_norm;
+    return adam;
+  };
 }
 
 /// The global L2 norm of a set of gradients (accumulated in double).
