@@ -98,6 +98,12 @@ void SGD::apply(std::size_t slot, std::span<T> p, std::span<const T> g, T s, dou
   }
 }
 
+std::vector<Optimizer::StateTensor> SGD::state() {
+  std::vector<StateTensor> out;
+  for (std::size_t k = 0; k < momentum_.size(); ++k) out.push_back({"momentum_buffer", k, &momentum_[k]});
+  return out;
+}
+
 // ---- Adam / AdamW ----
 
 Adam::Adam(Graph& graph, std::vector<Var> params, AdamOptions options) : Optimizer(graph, std::move(params)), options_(options) {
@@ -133,6 +139,15 @@ void Adam::apply(std::size_t slot, std::span<T> p, std::span<const T> g, T s, do
     v[i] = b2 * v[i] + (T(1) - b2) * d * d;
     p[i] = p[i] * decay - step_size * m[i] / (std::sqrt(v[i]) / root_correction + eps);
   }
+}
+
+std::vector<Optimizer::StateTensor> Adam::state() {
+  std::vector<StateTensor> out;
+  for (std::size_t k = 0; k < first_moment_.size(); ++k) {
+    out.push_back({"exp_avg", k, &first_moment_[k]});
+    out.push_back({"exp_avg_sq", k, &second_moment_[k]});
+  }
+  return out;
 }
 
 // ---- schedules ----

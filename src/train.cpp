@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "xgrad/autodiff.hpp"
+#include "xgrad/checkpoint.hpp"
 
 namespace xg {
 
@@ -40,7 +41,7 @@ std::vector<Var> with_grads(Graph& graph, Var objective, const std::vector<Var>&
 }  // namespace
 
 Trainer::Trainer(Graph& graph, Var objective, std::vector<Var> params, std::vector<Var> extra_outputs)
-    : objective_(objective), program_(compile(graph, with_grads(graph, objective, params, std::move(extra_outputs), grads_))) {
+    : graph_(&graph), objective_(objective), program_(compile(graph, with_grads(graph, objective, params, std::move(extra_outputs), grads_))) {
   program_.set_training(true);
 }
 
@@ -53,6 +54,16 @@ double Trainer::step(std::span<const Feed> feeds, double lr) {
   const double loss = visit_float(objective.dtype, [&]<class T>() { return static_cast<double>(*static_cast<const T*>(objective.data)); });
   last_step_ = optimizer_->step(grad_views_, lr);
   return loss;
+}
+
+void Trainer::save(const std::string& path, const std::map<std::string, std::string>& metadata) const {
+  save_checkpoint(path, *graph_, {optimizer_.get(), program_.run_index(), metadata});
+}
+
+std::map<std::string, std::string> Trainer::load(const std::string& path) {
+  LoadedState state = load_checkpoint(path, *graph_, optimizer_.get());
+  program_.set_run_index(state.run_index);
+  return std::move(state.metadata);
 }
 
 ProgressLine::ProgressLine(std::int64_t total_steps, std::string label, std::FILE* out)

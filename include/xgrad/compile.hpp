@@ -58,6 +58,10 @@ class Program {
   /// Dropout is active in training mode only (the default is evaluation).
   void set_training(bool training);
   bool training() const;
+  /// Runs so far. Dropout masks depend on the graph's seed and this counter only, so restoring it
+  /// (with the parameters and optimizer state) resumes training exactly.
+  std::uint64_t run_index() const;
+  void set_run_index(std::uint64_t runs);
 
   const MemoryReport& memory() const;
   /// Number of kernel calls per run.

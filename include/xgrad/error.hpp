@@ -48,4 +48,22 @@ class GradientError : public Error {
   using Error::Error;
 };
 
+/// A file that cannot be opened, read or written (the message carries the path and the OS's reason).
+class IOError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A checkpoint whose contents are malformed, or do not match the graph it is loaded into.
+class CheckpointError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A NaN or infinity found by Program's finite-check mode, naming the first node that produced it.
+class NonFiniteError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace xg

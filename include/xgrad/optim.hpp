@@ -9,6 +9,8 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "xgrad/graph.hpp"
@@ -37,6 +39,18 @@ class Optimizer {
 
   const std::vector<Var>& params() const { return params_; }
   std::int64_t steps() const { return steps_; }
+  /// For resuming from a checkpoint: the number of steps taken (Adam's bias correction uses it).
+  void set_steps(std::int64_t steps) { steps_ = steps; }
+
+  /// One tensor of per-parameter state: `slot` ("exp_avg", "momentum_buffer", ...) of params()[param].
+  struct StateTensor {
+    std::string slot;
+    std::size_t param;
+    Tensor* value;
+  };
+  /// The optimizer's kind ("SGD", "Adam") and its state, for checkpoints.
+  virtual std::string_view kind() const = 0;
+  virtual std::vector<StateTensor> state() = 0;
 
   std::optional<double> clip_norm;
 
@@ -66,6 +80,8 @@ struct SGDOptions {
 class SGD final : public Optimizer {
  public:
   SGD(Graph& graph, std::vector<Var> params, SGDOptions options = {});
+  std::string_view kind() const override { return "SGD"; }
+  std::vector<StateTensor> state() override;
 
  private:
   void update(std::size_t slot, std::span<float> p, std::span<const float> g, float s, double lr) override;
@@ -90,6 +106,8 @@ struct AdamOptions {
 class Adam final : public Optimizer {
  public:
   Adam(Graph& graph, std::vector<Var> params, AdamOptions options = {});
+  std::string_view kind() const override { return options_.decoupled_weight_decay ? "AdamW" : "Adam"; }
+  std::vector<StateTensor> state() override;
 
  private:
   void update(std::size_t slot, std::span<float> p, std::span<const float> g, float s, double lr) override;

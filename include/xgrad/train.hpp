@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -46,12 +47,19 @@ class Trainer {
     return step(std::span<const Feed>(feeds.begin(), feeds.size()), lr);
   }
 
+  /// Saves the parameters, the optimizer's state and the run counter, plus `metadata` (a data RNG's
+  /// state, the epoch, ...), atomically: resuming from it continues bit for bit.
+  void save(const std::string& path, const std::map<std::string, std::string>& metadata = {}) const;
+  /// Restores what save() wrote into this trainer's graph and optimizer; returns the metadata.
+  std::map<std::string, std::string> load(const std::string& path);
+
   Program& program() { return program_; }
   optim::Optimizer& optimizer() { return *optimizer_; }
   const optim::StepInfo& last_step() const { return last_step_; }
 
  private:
   Trainer(Graph& graph, Var objective, std::vector<Var> params, std::vector<Var> extra_outputs);
+  Graph* graph_;
   Var objective_;
   std::vector<Var> grads_;
   std::vector<TensorRef> grad_views_;

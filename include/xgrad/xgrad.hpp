@@ -2,6 +2,7 @@
 // Everything: #include <xgrad/xgrad.hpp>
 #include "xgrad/attrs.hpp"
 #include "xgrad/autodiff.hpp"
+#include "xgrad/checkpoint.hpp"
 #include "xgrad/compile.hpp"
 #include "xgrad/error.hpp"
 #include "xgrad/format.hpp"
@@ -11,5 +12,6 @@
 #include "xgrad/nn.hpp"
 #include "xgrad/ops.hpp"
 #include "xgrad/optim.hpp"
+#include "xgrad/safetensors.hpp"
 #include "xgrad/tensor.hpp"
 #include "xgrad/train.hpp"

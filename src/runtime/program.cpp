@@ -110,6 +110,8 @@ Tensor Program::get(Var v) const {
 
 void Program::set_training(bool training) { impl_->context.training = training; }
 bool Program::training() const { return impl_->context.training; }
+std::uint64_t Program::run_index() const { return impl_->context.run_index; }
+void Program::set_run_index(std::uint64_t runs) { impl_->context.run_index = runs; }
 const MemoryReport& Program::memory() const { return impl_->memory; }
 std::size_t Program::steps() const { return impl_->steps.size(); }
 
