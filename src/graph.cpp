@@ -37,6 +37,7 @@ Graph::Graph(std::uint64_t seed, DType float_type)
 
 Graph::Graph(const Graph& other)
     : nodes_(other.nodes_),
+      gradient_spans_(other.gradient_spans_),
       store_(std::make_shared<ValueStore>(*other.store_)),
       rng_(other.rng_),
       float_type_(other.float_type_) {}
@@ -127,6 +128,13 @@ void Graph::check_owned(Var v, std::string_view what) const {
   if (!v.valid() || &v.graph() != this || v.id() < 0 || v.id() >= size()) {
     throw ValueError(fmt::format("{}: operand {} belongs to another graph", what, v.describe()));
   }
+}
+
+bool Graph::is_gradient(int id) const {
+  for (const auto& [first, last] : gradient_spans_) {
+    if (id >= first && id < last) return true;
+  }
+  return false;
 }
 
 Var Graph::find(std::string_view name) {

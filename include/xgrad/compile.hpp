@@ -58,6 +58,11 @@ class Program {
   /// Dropout is active in training mode only (the default is evaluation).
   void set_training(bool training);
   bool training() const;
+  /// Finite-check mode: after every kernel, scan its output and raise NonFiniteError naming the
+  /// first node that produced a NaN or an infinity (and the feed or parameter, if one already holds
+  /// one). Off by default: it reads every value once more.
+  void set_check_finite(bool check);
+  bool check_finite() const;
   /// Runs so far. Dropout masks depend on the graph's seed and this counter only, so restoring it
   /// (with the parameters and optimizer state) resumes training exactly.
   std::uint64_t run_index() const;

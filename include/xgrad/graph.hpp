@@ -107,6 +107,10 @@ class Graph {
   const Tensor& value(Var leaf) const;
   const std::shared_ptr<ValueStore>& store() const { return store_; }
 
+  /// Nodes [first, last) were built by grad(): gradient nodes, drawn apart in pictures.
+  void mark_gradient(int first, int last) { gradient_spans_.emplace_back(first, last); }
+  bool is_gradient(int id) const;
+
   /// A fresh 64-bit seed from the graph's generator (dropout streams).
   std::uint64_t next_seed() { return rng_(); }
 
@@ -117,6 +121,7 @@ class Graph {
   // A deque: appending never moves a node, so references from Var::node() and Var::shape() stay
   // valid while builders add nodes (f(x.shape(), g(x)) may evaluate its arguments in any order).
   std::deque<Node> nodes_;
+  std::vector<std::pair<int, int>> gradient_spans_;
   std::shared_ptr<ValueStore> store_;
   std::mt19937_64 rng_;
   DType float_type_;

@@ -4,6 +4,7 @@
 #include "xgrad/autodiff.hpp"
 #include "xgrad/checkpoint.hpp"
 #include "xgrad/compile.hpp"
+#include "xgrad/dump.hpp"
 #include "xgrad/error.hpp"
 #include "xgrad/format.hpp"
 #include "xgrad/gradcheck.hpp"

@@ -44,6 +44,7 @@ std::vector<Var> grad(Graph& graph, Var y, const std::vector<Var>& wrt, std::opt
       throw GradientError(fmt::format("grad: {} has dtype {}; integer values have no gradient", w.describe(), w.dtype()));
     }
   }
+  const int first_gradient_node = graph.size();
   Var upstream;
   if (seed) {
     detail::same_graph("grad", {y, *seed});
@@ -87,6 +88,7 @@ std::vector<Var> grad(Graph& graph, Var y, const std::vector<Var>& wrt, std::opt
     const Var g = w.id() <= y.id() ? grads[static_cast<std::size_t>(w.id())] : Var{};
     result.push_back(g.valid() ? g : detail::zeros_like(w));
   }
+  graph.mark_gradient(first_gradient_node, graph.size());
   return result;
 }
 

@@ -1,6 +1,7 @@
 // Program::run: copy the feeds into the arena, point the parameter operands at their values, call
 // the kernels in order. No allocation, no shape logic.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -25,6 +26,30 @@ std::string describe(const Node& n, int id) {
 bool same_shape(std::span<const std::size_t> given, const Shape& wanted) {
   return std::equal(given.begin(), given.end(), wanted.begin(), wanted.end(),
                     [](std::size_t a, std::int64_t b) { return static_cast<std::int64_t>(a) == b; });
+}
+
+/// The flat index of the first NaN or infinity in a float buffer, or -1.
+std::int64_t first_non_finite(const void* data, DType dtype, std::int64_t count) {
+  if (!is_float(dtype)) return -1;
+  return visit_float(dtype, [&]<class T>() -> std::int64_t {
+    const T* x = static_cast<const T*>(data);
+    for (std::int64_t i = 0; i < count; ++i) {
+      if (!std::isfinite(x[i])) return i;
+    }
+    return -1;
+  });
+}
+
+std::string_view kind_of(const void* data, DType dtype, std::int64_t at) {
+  const double v = dtype == DType::f64 ? static_cast<const double*>(data)[at] : static_cast<const float*>(data)[at];
+  return std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf");
+}
+
+void require_finite(const void* data, const Node& n, int id, std::uint64_t run, std::string_view what) {
+  const std::int64_t at = first_non_finite(data, n.dtype, n.shape.numel());
+  if (at < 0) return;
+  throw NonFiniteError(fmt::format("run {}: {} {} {} at flat index {} of shape {}", run, describe(n, id), what,
+                                   kind_of(data, n.dtype, at), at, n.shape));
 }
 
 }  // namespace
@@ -62,6 +87,12 @@ void Program::run(std::span<const Feed> feeds) {
                                    describe(n, leaf.node), value.dtype(), value.numel(), n.dtype, n.shape));
     }
     for (std::size_t k : leaf.operands) p.operands[k].data = value.data();
+    if (p.check_finite) require_finite(value.data(), n, leaf.node, p.context.run_index, "holds");
+  }
+  if (p.check_finite) {
+    for (const InputSlot& slot : p.inputs) {
+      if (slot.needed) require_finite(slot.buffer.data, p.nodes[static_cast<std::size_t>(slot.node)], slot.node, p.context.run_index, "was fed");
+    }
   }
   for (const Step& step : p.steps) {
     const Node& n = p.nodes[static_cast<std::size_t>(step.node)];
@@ -71,6 +102,7 @@ void Program::run(std::span<const Feed> feeds) {
     } catch (const IndexError& e) {
       throw IndexError(fmt::format("{}: {}", describe(n, step.node), e.what()));
     }
+    if (p.check_finite) require_finite(step.out.data, n, step.node, p.context.run_index, "produced");
   }
   ++p.context.run_index;
 }
@@ -110,6 +142,8 @@ Tensor Program::get(Var v) const {
 
 void Program::set_training(bool training) { impl_->context.training = training; }
 bool Program::training() const { return impl_->context.training; }
+void Program::set_check_finite(bool check) { impl_->check_finite = check; }
+bool Program::check_finite() const { return impl_->check_finite; }
 std::uint64_t Program::run_index() const { return impl_->context.run_index; }
 void Program::set_run_index(std::uint64_t runs) { impl_->context.run_index = runs; }
 const MemoryReport& Program::memory() const { return impl_->memory; }

@@ -49,6 +49,7 @@ struct Program::Impl {
   std::byte* arena = nullptr;  // arena_storage aligned to kArenaAlignment
   MemoryReport memory;
   RunContext context;
+  bool check_finite = false;
 
   Buffer arena_buffer(int node);
 };
