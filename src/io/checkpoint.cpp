@@ -1,6 +1,7 @@
 #include "xgrad/checkpoint.hpp"
 
 #include <charconv>
+#include <cstring>
 #include <set>
 
 #include <fmt/format.h>
@@ -98,7 +99,10 @@ LoadedState load_checkpoint(const std::string& path, Graph& graph, optim::Optimi
   }
   LoadedState loaded;
   loaded.run_index = file.metadata.contains("run_index") ? parse_counter(file.metadata, "run_index", path) : 0;
-  for (auto& [target, source] : assignments) *target = std::move(*source);
+  // Copied into the existing storage, so that views of a parameter taken before the load stay valid.
+  for (auto& [target, source] : assignments) {
+    std::memcpy(target->data(), source->data(), static_cast<std::size_t>(source->numel()) * size_of(source->dtype()));
+  }
   if (optimizer != nullptr) optimizer->set_steps(static_cast<std::int64_t>(optimizer_steps));
   loaded.metadata = std::move(file.metadata);
   return loaded;
