@@ -67,9 +67,8 @@ void Program::run(std::span<const Feed> feeds) {
       throw FeedError(fmt::format("run: the feed for input '{}' is {} of shape ({}), but the input is {} of shape {}",
                                   n.name, feed.value.dtype, fmt::join(feed.value.shape, ", "), n.dtype, n.shape));
     }
-    if (slot->needed) {
-      std::memcpy(slot->buffer.data, feed.value.data, static_cast<std::size_t>(n.shape.numel()) * size_of(n.dtype));
-    }
+    const auto bytes = static_cast<std::size_t>(n.shape.numel()) * size_of(n.dtype);
+    if (slot->needed && bytes > 0) std::memcpy(slot->buffer.data, feed.value.data, bytes);  // empty arrays may hold null
   }
   for (const InputSlot& slot : p.inputs) {
     if (!slot.needed) continue;
