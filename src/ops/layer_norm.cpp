@@ -18,7 +18,8 @@ std::pair<std::int64_t, std::int64_t> rows_of(const Buffer& x, int normalized_nd
 
 void layer_norm_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
   const auto& attr = std::get<NormAttr>(node.attrs);
-  const auto [rows, n] = rows_of(in[0], attr.normalized_ndim);
+  const auto shape = rows_of(in[0], attr.normalized_ndim);  // captured below: no structured binding
+  const std::int64_t rows = shape.first, n = shape.second;
   visit_float(out.dtype, [&]<class T>() {
     const T* gamma = attr.has_gamma ? in[1].as<T>() : nullptr;
     const T* beta = attr.has_beta ? in[attr.has_gamma ? 2 : 1].as<T>() : nullptr;
@@ -28,7 +29,8 @@ void layer_norm_kernel(const Node& node, std::span<const Buffer> in, const Buffe
 
 void layer_norm_grad_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
   const auto& attr = std::get<NormAttr>(node.attrs);
-  const auto [rows, n] = rows_of(in[0], attr.normalized_ndim);
+  const auto shape = rows_of(in[0], attr.normalized_ndim);  // captured below: no structured binding
+  const std::int64_t rows = shape.first, n = shape.second;
   visit_float(out.dtype, [&]<class T>() {
     kernels::layer_norm_backward(in[0].as<T>(), in[1].as<T>(), out.as<T>(), rows, n, static_cast<T>(attr.eps));
   });

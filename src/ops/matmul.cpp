@@ -33,7 +33,10 @@ MatmulDims matmul_dims(std::span<const std::int64_t> a, std::span<const std::int
 void matmul_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
   const auto& attr = std::get<MatmulAttr>(node.attrs);
   const auto a_dims = in[0].dims(), b_dims = in[1].dims(), c_dims = out.dims();
-  const auto [m, n, k] = matmul_dims(a_dims, b_dims, attr);
+  // Plain variables, not a structured binding: the lambda below captures them (clang < 16 refuses
+  // to capture bindings).
+  const MatmulDims dims = matmul_dims(a_dims, b_dims, attr);
+  const std::int64_t m = dims.m, n = dims.n, k = dims.k;
   visit_float(out.dtype, [&]<class T>() {
     const T* a = in[0].as<T>();
     const T* b = in[1].as<T>();
