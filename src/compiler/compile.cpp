@@ -140,7 +140,8 @@ Program compile(const Graph& graph, const std::vector<Var>& outputs, const Compi
   std::vector<int> leaf_index(count, -1);
   for (int node_id : schedule) {
     const auto id = static_cast<std::size_t>(node_id);
-    if (lv.skip[id]) continue;
+    // Aliases have nothing to run; neither has an empty value, whose operands may not even have data.
+    if (lv.skip[id] || nodes[id].shape.numel() == 0) continue;
     Step step{node_id, nodes[id].op->forward, impl->operands.size(), nodes[id].inputs.size(), impl->arena_buffer(node_id)};
     for (int in : nodes[id].inputs) {
       const auto in_id = static_cast<std::size_t>(in);

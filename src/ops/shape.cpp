@@ -11,9 +11,8 @@
 namespace xg {
 
 void copy_forward(const Node&, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
-  if (in[0].data != out.data) {
-    std::memcpy(out.data, in[0].data, static_cast<std::size_t>(out.numel()) * size_of(out.dtype));
-  }
+  const auto bytes = static_cast<std::size_t>(out.numel()) * size_of(out.dtype);
+  if (in[0].data != out.data && bytes > 0) std::memcpy(out.data, in[0].data, bytes);  // empty values may be null
 }
 
 namespace {
