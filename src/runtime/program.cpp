@@ -148,6 +148,18 @@ void Program::set_run_index(std::uint64_t runs) { impl_->context.run_index = run
 const MemoryReport& Program::memory() const { return impl_->memory; }
 std::size_t Program::steps() const { return impl_->steps.size(); }
 
+std::uint64_t Program::matmul_flops() const {
+  std::uint64_t flops = 0;
+  for (const Step& step : impl_->steps) {
+    const Node& n = impl_->nodes[static_cast<std::size_t>(step.node)];
+    if (n.op != &op_matmul) continue;
+    const Shape& a = impl_->nodes[static_cast<std::size_t>(n.inputs[0])].shape;
+    const std::int64_t k = std::get<MatmulAttr>(n.attrs).transpose_a ? a[a.rank() - 2] : a[a.rank() - 1];
+    flops += 2 * static_cast<std::uint64_t>(n.shape.numel()) * static_cast<std::uint64_t>(k);
+  }
+  return flops;
+}
+
 std::string Program::dump() const {
   const Impl& p = *impl_;
   std::string out;

@@ -1,0 +1,102 @@
+// Times xgrad on the workloads of bench/README.md: forward (evaluation Program) and training step
+// (forward + backward + AdamW, lr 1e-3), each the median of --steps runs after --warmup, plus the
+// compile time, the step's matmul GFLOP/s and the arena against its lower bound. One JSON object
+// per line, which bench/compare reads.
+#include <algorithm>
+#include <chrono>
+#include <charconv>
+#include <memory>
+#include <string_view>
+
+#include <cblas.h>
+#include <fmt/format.h>
+
+#include "workloads.hpp"
+
+using namespace xg;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double ms_since(Clock::time_point start) { return std::chrono::duration<double, std::milli>(Clock::now() - start).count(); }
+
+template <class F>
+double median_ms(int warmup, int steps, F&& f) {
+  for (int i = 0; i < warmup; ++i) f();
+  std::vector<double> times;
+  for (int i = 0; i < steps; ++i) {
+    const auto start = Clock::now();
+    f();
+    times.push_back(ms_since(start));
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+void run(bench::Workload& w, int warmup, int steps) {
+  const auto compile_start = Clock::now();
+  Trainer trainer(w.graph, w.objective, optim::adamw_factory(0.01, std::nullopt));
+  const double compile_ms = ms_since(compile_start);
+  Program forward = compile(w.graph, w.forward_outputs);
+  const double forward_ms = median_ms(warmup, steps, [&] { forward.run(w.feeds); });
+  const double step_ms = median_ms(warmup, steps, [&] { trainer.step(w.feeds, 1e-3); });
+  const MemoryReport& mem = trainer.program().memory();
+  const double flops = static_cast<double>(trainer.program().matmul_flops());
+  fmt::print("{{\"workload\": \"{}\", \"forward_ms\": {:.3f}, \"step_ms\": {:.3f}, \"step_gflops\": {:.2f}, "
+             "\"step_matmul_flops\": {:.0f}, \"arena_bytes\": {}, \"lower_bound_bytes\": {}, \"compile_ms\": {:.2f}, "
+             "\"tokens_per_step\": {}}}\n",
+             w.name, forward_ms, step_ms, flops / (step_ms * 1e6), flops, mem.arena_bytes, mem.peak_live_bytes, compile_ms,
+             w.tokens_per_step);
+  std::fflush(stdout);
+}
+
+/// OpenBLAS sgemm called directly on n x n x n: the GEMM rate the step is measured against.
+void sgemm_rate(int n, int warmup, int steps) {
+  std::vector<float> a(static_cast<std::size_t>(n) * n, 0.5f), b(a.size(), 0.25f), c(a.size());
+  const double ms = median_ms(warmup, steps, [&] {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+  });
+  fmt::print("{{\"sgemm_n\": {}, \"ms\": {:.3f}, \"gflops\": {:.2f}}}\n", n, ms, 2.0 * n * n * n / (ms * 1e6));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string_view which = "all";
+  int warmup = 5, steps = 20;
+  std::int64_t scaling_seq = 0;
+  int sgemm = 0;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string_view flag = argv[i], value = argv[i + 1];
+    int number = 0;
+    std::from_chars(value.data(), value.data() + value.size(), number);
+    if (flag == "--workload") which = value;
+    else if (flag == "--warmup") warmup = number;
+    else if (flag == "--steps") steps = std::max(1, number);
+    else if (flag == "--scaling-seq") scaling_seq = number;
+    else if (flag == "--sgemm") sgemm = number;
+    else {
+      fmt::print(stderr, "usage: xgrad_bench [--workload W1|W2|W3|all] [--steps N] [--warmup N] [--scaling-seq S] [--sgemm N]\n");
+      return 2;
+    }
+  }
+  if (sgemm > 0) {
+    sgemm_rate(sgemm, warmup, steps);
+    return 0;
+  }
+  if (scaling_seq > 0) {  // bench/scaling: W2's layer at sequence length S, 2048 tokens per batch
+    auto w = std::make_unique<bench::Workload>();
+    bench::build_encoder(*w, std::max<std::int64_t>(1, 2048 / scaling_seq), scaling_seq);
+    run(*w, warmup, steps);
+    return 0;
+  }
+  using Build = void (*)(bench::Workload&);
+  const std::vector<std::pair<std::string_view, Build>> all{
+      {"W1", bench::build_gpt_tiny}, {"W2", [](bench::Workload& w) { bench::build_encoder(w); }}, {"W3", bench::build_seq2seq_small}};
+  for (const auto& [name, build] : all) {
+    if (which != "all" && which != name) continue;
+    auto w = std::make_unique<bench::Workload>();  // Vars point at its graph: it stays where it is
+    build(*w);
+    run(*w, warmup, steps);
+  }
+}
