@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "kernels/simd.hpp"
 #include "xgrad/format.hpp"
 
 namespace xg::optim {
@@ -51,8 +52,10 @@ StepInfo Optimizer::step(std::span<const TensorRef> grads, double lr) {
     }
   }
   StepInfo info;
-  info.grad_norm = global_norm(grads);
-  if (clip_norm && info.grad_norm > *clip_norm) info.clip_scale = *clip_norm / (info.grad_norm + 1e-6);
+  if (clip_norm) {  // the norm costs a pass over every gradient: taken only when clipping needs it
+    info.grad_norm = global_norm(grads);
+    if (info.grad_norm > *clip_norm) info.clip_scale = *clip_norm / (info.grad_norm + 1e-6);
+  }
   ++steps_;
   for (std::size_t k = 0; k < params_.size(); ++k) {
     Tensor& value = graph_->value(params_[k]);
@@ -131,14 +134,16 @@ void Adam::apply(std::size_t slot, std::span<T> p, std::span<const T> g, T s, do
   const T root_correction = static_cast<T>(std::sqrt(1.0 - std::pow(options_.beta2, t)));
   const T l2 = options_.decoupled_weight_decay ? T(0) : static_cast<T>(options_.weight_decay);
   const T decay = options_.decoupled_weight_decay ? static_cast<T>(1.0 - lr * options_.weight_decay) : T(1);
-  T* m = static_cast<T*>(first_moment_[slot].data());
-  T* v = static_cast<T*>(second_moment_[slot].data());
-  for (std::size_t i = 0; i < p.size(); ++i) {
-    const T d = g[i] * s + l2 * p[i];
-    m[i] = b1 * m[i] + (T(1) - b1) * d;
-    v[i] = b2 * v[i] + (T(1) - b2) * d * d;
-    p[i] = p[i] * decay - step_size * m[i] / (std::sqrt(v[i]) / root_correction + eps);
-  }
+  // One generic body for SIMD batches and the scalar tail; V(c) broadcasts a constant.
+  kernels::update_with_state(p.data(), g.data(), static_cast<T*>(first_moment_[slot].data()),
+                             static_cast<T*>(second_moment_[slot].data()), static_cast<std::int64_t>(p.size()),
+                             [&]<class V>(V& pi, V gi, V& mi, V& vi) {
+                               using std::sqrt;
+                               const V d = gi * V(s) + V(l2) * pi;
+                               mi = V(b1) * mi + V(T(1) - b1) * d;
+                               vi = V(b2) * vi + V(T(1) - b2) * d * d;
+                               pi = pi * V(decay) - V(step_size) * mi / (sqrt(vi) / V(root_correction) + V(eps));
+                             });
 }
 
 std::vector<Optimizer::StateTensor> Adam::state() {

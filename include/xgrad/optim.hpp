@@ -20,7 +20,7 @@ namespace xg::optim {
 
 /// What one step saw.
 struct StepInfo {
-  double grad_norm = 0.0;  // global L2 norm of the gradients before clipping
+  double grad_norm = 0.0;  // global L2 norm of the gradients before clipping (with clip_norm set; else 0)
   double clip_scale = 1.0;  // factor the gradients were multiplied by (1 when not clipped)
 };
 

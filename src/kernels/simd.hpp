@@ -68,6 +68,25 @@ void map_binary(const T* a, std::int64_t sa, const T* b, std::int64_t sb, T* y, 
   for (; i < n; ++i) y[i] = f(a[i * sa], b[i * sb]);
 }
 
+/// f(p[i], g[i], m[i], v[i]) for every i, with p, m and v taken by reference and updated in place:
+/// the shape of an optimizer step with two state tensors.
+template <class T, class F>
+void update_with_state(T* p, const T* g, T* m, T* v, std::int64_t n, F f) {
+  std::int64_t i = 0;
+#ifndef XG_NO_SIMD
+  if constexpr (simd_width<T> > 1) {
+    for (; i + simd_width<T> <= n; i += simd_width<T>) {
+      Batch<T> pb = Batch<T>::load_unaligned(p + i), mb = Batch<T>::load_unaligned(m + i), vb = Batch<T>::load_unaligned(v + i);
+      f(pb, Batch<T>::load_unaligned(g + i), mb, vb);
+      pb.store_unaligned(p + i);
+      mb.store_unaligned(m + i);
+      vb.store_unaligned(v + i);
+    }
+  }
+#endif
+  for (; i < n; ++i) f(p[i], g[i], m[i], v[i]);
+}
+
 /// Sum of x[0..n).
 template <class T>
 T reduce_sum(const T* x, std::int64_t n) {
