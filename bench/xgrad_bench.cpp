@@ -33,7 +33,7 @@ double median_ms(int warmup, int steps, F&& f) {
   return times[times.size() / 2];
 }
 
-void run(bench::Workload& w, int warmup, int steps) {
+void run(bench::Workload& w, int warmup, int steps, bool profile) {
   const auto compile_start = Clock::now();
   Trainer trainer(w.graph, w.objective, optim::adamw_factory(0.01, std::nullopt));
   const double compile_ms = ms_since(compile_start);
@@ -48,6 +48,11 @@ void run(bench::Workload& w, int warmup, int steps) {
              w.name, forward_ms, step_ms, flops / (step_ms * 1e6), flops, mem.arena_bytes, mem.peak_live_bytes, compile_ms,
              w.tokens_per_step);
   std::fflush(stdout);
+  if (profile) {
+    trainer.program().set_profiling(true);
+    for (int i = 0; i < steps; ++i) trainer.step(w.feeds, 1e-3);
+    fmt::print(stderr, "{} training step by op:\n{}\n", w.name, trainer.program().profile());
+  }
 }
 
 /// OpenBLAS sgemm called directly on n x n x n: the GEMM rate the step is measured against.
@@ -66,7 +71,14 @@ int main(int argc, char** argv) {
   int warmup = 5, steps = 20;
   std::int64_t scaling_seq = 0;
   int sgemm = 0;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  bool profile = false;
+  for (int i = 1; i < argc; i += 2) {
+    if (std::string_view(argv[i]) == "--profile") {
+      profile = true;
+      --i;
+      continue;
+    }
+    if (i + 1 >= argc) break;
     const std::string_view flag = argv[i], value = argv[i + 1];
     int number = 0;
     std::from_chars(value.data(), value.data() + value.size(), number);
@@ -76,7 +88,7 @@ int main(int argc, char** argv) {
     else if (flag == "--scaling-seq") scaling_seq = number;
     else if (flag == "--sgemm") sgemm = number;
     else {
-      fmt::print(stderr, "usage: xgrad_bench [--workload W1|W2|W3|all] [--steps N] [--warmup N] [--scaling-seq S] [--sgemm N]\n");
+      fmt::print(stderr, "usage: xgrad_bench [--workload W1|W2|W3|all] [--steps N] [--warmup N] [--scaling-seq S] [--sgemm N] [--profile]\n");
       return 2;
     }
   }
@@ -87,7 +99,7 @@ int main(int argc, char** argv) {
   if (scaling_seq > 0) {  // bench/scaling: W2's layer at sequence length S, 2048 tokens per batch
     auto w = std::make_unique<bench::Workload>();
     bench::build_encoder(*w, std::max<std::int64_t>(1, 2048 / scaling_seq), scaling_seq);
-    run(*w, warmup, steps);
+    run(*w, warmup, steps, profile);
     return 0;
   }
   using Build = void (*)(bench::Workload&);
@@ -97,6 +109,6 @@ int main(int argc, char** argv) {
     if (which != "all" && which != name) continue;
     auto w = std::make_unique<bench::Workload>();  // Vars point at its graph: it stays where it is
     build(*w);
-    run(*w, warmup, steps);
+    run(*w, warmup, steps, profile);
   }
 }

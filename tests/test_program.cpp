@@ -168,3 +168,19 @@ TEST_CASE("SIMD bodies and scalar tails agree with f64 on large, odd-sized array
     CHECK(xt::allclose(p32.get(o32[i]).cast(DType::f64).as<double>(), p64.get<double>(o64[i]), 1e-4, 1e-4));
   }
 }
+
+TEST_CASE("profiling mode times every kernel call and reports per op") {
+  Graph g;
+  const Var x = g.input("x", {64, 64});
+  const Var y = sum(tanh(matmul(x, x)) + x);
+  Program p = compile(g, {y});
+  const xt::xarray<float> xv = xt::ones<float>({64, 64});
+  p.set_profiling(true);
+  for (int i = 0; i < 3; ++i) p.run({{x, xv}});
+  const std::string report = p.profile();
+  CHECK(report.find("over 3 runs") != std::string::npos);
+  for (const char* op : {"matmul", "tanh", "add", "sum", "total"}) CHECK(report.find(op) != std::string::npos);
+  p.set_profiling(false);
+  p.run({{x, xv}});
+  CHECK(p.profile().find("over 0 runs") != std::string::npos);
+}

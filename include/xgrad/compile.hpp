@@ -63,6 +63,10 @@ class Program {
   /// one). Off by default: it reads every value once more.
   void set_check_finite(bool check);
   bool check_finite() const;
+  /// Profiling mode: every kernel call is timed; profile() then reports, per op, the calls, the total
+  /// time and its share since profiling was switched on, slowest first. Off by default.
+  void set_profiling(bool profile);
+  std::string profile() const;
   /// Runs so far. Dropout masks depend on the graph's seed and this counter only, so restoring it
   /// (with the parameters and optimizer state) resumes training exactly.
   std::uint64_t run_index() const;

@@ -1,6 +1,7 @@
 // Program::run: copy the feeds into the arena, point the parameter operands at their values, call
 // the kernels in order. No allocation, no shape logic.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -93,8 +94,10 @@ void Program::run(std::span<const Feed> feeds) {
       if (slot.needed) require_finite(slot.buffer.data, p.nodes[static_cast<std::size_t>(slot.node)], slot.node, p.context.run_index, "was fed");
     }
   }
-  for (const Step& step : p.steps) {
+  for (std::size_t s = 0; s < p.steps.size(); ++s) {
+    const Step& step = p.steps[s];
     const Node& n = p.nodes[static_cast<std::size_t>(step.node)];
+    const auto start = p.profiling ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     try {
       step.forward(n, std::span<const Buffer>(p.operands.data() + step.first_operand, step.operand_count), step.out,
                    p.context);
@@ -102,7 +105,9 @@ void Program::run(std::span<const Feed> feeds) {
       throw IndexError(fmt::format("{}: {}", describe(n, step.node), e.what()));
     }
     if (p.check_finite) require_finite(step.out.data, n, step.node, p.context.run_index, "produced");
+    if (p.profiling) p.step_nanoseconds[s] += (std::chrono::steady_clock::now() - start).count();
   }
+  if (p.profiling) ++p.profiled_runs;
   ++p.context.run_index;
 }
 
@@ -143,6 +148,38 @@ void Program::set_training(bool training) { impl_->context.training = training; 
 bool Program::training() const { return impl_->context.training; }
 void Program::set_check_finite(bool check) { impl_->check_finite = check; }
 bool Program::check_finite() const { return impl_->check_finite; }
+void Program::set_profiling(bool profile) {
+  impl_->profiling = profile;
+  impl_->step_nanoseconds.assign(impl_->steps.size(), 0);  // sized here, so run() never allocates
+  impl_->profiled_runs = 0;
+}
+
+std::string Program::profile() const {
+  const Impl& p = *impl_;
+  struct Row {
+    std::string_view op;
+    std::int64_t calls = 0, nanoseconds = 0;
+  };
+  std::vector<Row> rows;
+  std::int64_t total = 0;
+  for (std::size_t s = 0; s < p.step_nanoseconds.size(); ++s) {
+    const std::string_view op = p.nodes[static_cast<std::size_t>(p.steps[s].node)].op_name();
+    auto row = std::find_if(rows.begin(), rows.end(), [&](const Row& r) { return r.op == op; });
+    if (row == rows.end()) row = rows.insert(rows.end(), Row{op});
+    ++row->calls;
+    row->nanoseconds += p.step_nanoseconds[s];
+    total += p.step_nanoseconds[s];
+  }
+  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.nanoseconds > b.nanoseconds; });
+  const double runs = static_cast<double>(std::max<std::uint64_t>(p.profiled_runs, 1));
+  std::string out = fmt::format("{:<18} {:>6} {:>12} {:>7}   (per run, over {} runs)\n", "op", "calls", "ms", "share", p.profiled_runs);
+  for (const Row& r : rows) {
+    out += fmt::format("{:<18} {:>6} {:>12.3f} {:>6.1f}%\n", r.op, r.calls, static_cast<double>(r.nanoseconds) / 1e6 / runs,
+                       total > 0 ? 100.0 * static_cast<double>(r.nanoseconds) / static_cast<double>(total) : 0.0);
+  }
+  return out + fmt::format("{:<18} {:>6} {:>12.3f}\n", "total", p.steps.size(), static_cast<double>(total) / 1e6 / runs);
+}
+
 std::uint64_t Program::run_index() const { return impl_->context.run_index; }
 void Program::set_run_index(std::uint64_t runs) { impl_->context.run_index = runs; }
 const MemoryReport& Program::memory() const { return impl_->memory; }

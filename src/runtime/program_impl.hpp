@@ -50,6 +50,9 @@ struct Program::Impl {
   MemoryReport memory;
   RunContext context;
   bool check_finite = false;
+  bool profiling = false;
+  std::vector<std::int64_t> step_nanoseconds;  // per step, summed over the profiled runs
+  std::uint64_t profiled_runs = 0;
 
   Buffer arena_buffer(int node);
 };
