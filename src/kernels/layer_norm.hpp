@@ -12,12 +12,12 @@ struct RowMoments {
   T mean, rstd;
 };
 
+/// Mean and 1/sqrt(variance + eps) of a row, in two passes (the second around the mean, which keeps
+/// the variance accurate when the mean is large).
 template <class T>
 RowMoments<T> row_moments(const T* x, std::int64_t n, T eps) {
   const T mean = reduce_sum(x, n) / static_cast<T>(n);
-  T var = 0;
-  for (std::int64_t i = 0; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
-  var /= static_cast<T>(n);
+  const T var = reduce_binary(x, x, n, [mean]<class V>(V a, V) { return (a - V(mean)) * (a - V(mean)); }) / static_cast<T>(n);
   return {mean, T(1) / std::sqrt(var + eps)};
 }
 
@@ -27,12 +27,16 @@ void layer_norm_forward(const T* x, const T* gamma, const T* beta, T* y, std::in
   for (std::int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * n;
     T* yr = y + r * n;
-    const auto [mean, rstd] = row_moments(xr, n, eps);
-    for (std::int64_t i = 0; i < n; ++i) {
-      T v = (xr[i] - mean) * rstd;
-      if (gamma != nullptr) v *= gamma[i];
-      if (beta != nullptr) v += beta[i];
-      yr[i] = v;
+    const RowMoments<T> mo = row_moments(xr, n, eps);
+    const T mean = mo.mean, rstd = mo.rstd;
+    if (gamma != nullptr && beta != nullptr) {
+      map_ternary(xr, gamma, beta, yr, n, [=]<class V>(V v, V g, V b) { return (v - V(mean)) * V(rstd) * g + b; });
+    } else if (gamma != nullptr) {
+      map_binary(xr, 1, gamma, 1, yr, n, [=]<class V>(V v, V g) { return (v - V(mean)) * V(rstd) * g; });
+    } else if (beta != nullptr) {
+      map_binary(xr, 1, beta, 1, yr, n, [=]<class V>(V v, V b) { return (v - V(mean)) * V(rstd) + b; });
+    } else {
+      map_unary(xr, yr, n, [=]<class V>(V v) { return (v - V(mean)) * V(rstd); });
     }
   }
 }
@@ -45,15 +49,12 @@ void layer_norm_backward(const T* x, const T* g, T* dx, std::int64_t rows, std::
     const T* xr = x + r * n;
     const T* gr = g + r * n;
     T* dr = dx + r * n;
-    const auto [mean, rstd] = row_moments(xr, n, eps);
-    T g_mean = 0, gx_mean = 0;
-    for (std::int64_t i = 0; i < n; ++i) {
-      g_mean += gr[i];
-      gx_mean += gr[i] * (xr[i] - mean) * rstd;
-    }
-    g_mean /= static_cast<T>(n);
-    gx_mean /= static_cast<T>(n);
-    for (std::int64_t i = 0; i < n; ++i) dr[i] = rstd * (gr[i] - g_mean - (xr[i] - mean) * rstd * gx_mean);
+    const RowMoments<T> mo = row_moments(xr, n, eps);
+    const T mean = mo.mean, rstd = mo.rstd;
+    const T g_mean = reduce_sum(gr, n) / static_cast<T>(n);
+    const T gx_mean = reduce_binary(gr, xr, n, [=]<class V>(V g, V v) { return g * (v - V(mean)); }) * rstd / static_cast<T>(n);
+    map_binary(xr, 1, gr, 1, dr, n,
+               [=]<class V>(V v, V g) { return V(rstd) * (g - V(g_mean) - (v - V(mean)) * V(rstd) * V(gx_mean)); });
   }
 }
 

@@ -68,6 +68,36 @@ void map_binary(const T* a, std::int64_t sa, const T* b, std::int64_t sb, T* y, 
   for (; i < n; ++i) y[i] = f(a[i * sa], b[i * sb]);
 }
 
+/// y[i] = f(a[i], b[i], c[i]) over contiguous arrays; y may equal a.
+template <class T, class F>
+void map_ternary(const T* a, const T* b, const T* c, T* y, std::int64_t n, F f) {
+  std::int64_t i = 0;
+#ifndef XG_NO_SIMD
+  if constexpr (simd_width<T> > 1) {
+    for (; i + simd_width<T> <= n; i += simd_width<T>) {
+      f(Batch<T>::load_unaligned(a + i), Batch<T>::load_unaligned(b + i), Batch<T>::load_unaligned(c + i)).store_unaligned(y + i);
+    }
+  }
+#endif
+  for (; i < n; ++i) y[i] = f(a[i], b[i], c[i]);
+}
+
+/// The sum of f(a[i], b[i]) over contiguous arrays (f generic in scalars and batches).
+template <class T, class F>
+T reduce_binary(const T* a, const T* b, std::int64_t n, F f) {
+  std::int64_t i = 0;
+  T total = 0;
+#ifndef XG_NO_SIMD
+  if constexpr (simd_width<T> > 1) {
+    Batch<T> acc(T(0));
+    for (; i + simd_width<T> <= n; i += simd_width<T>) acc += f(Batch<T>::load_unaligned(a + i), Batch<T>::load_unaligned(b + i));
+    total = horizontal_sum(acc);
+  }
+#endif
+  for (; i < n; ++i) total += f(a[i], b[i]);
+  return total;
+}
+
 /// f(p[i], g[i], m[i], v[i]) for every i, with p, m and v taken by reference and updated in place:
 /// the shape of an optimizer step with two state tensors.
 template <class T, class F>
