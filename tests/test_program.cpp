@@ -34,7 +34,9 @@ TEST_CASE("the memory plan reuses buffers: a chain of 10 ops needs far less than
   p.run({{x, xv}});
   xt::xarray<float> expected = xv;
   for (int i = 0; i < 10; ++i) expected = xt::tanh(expected * 1.5f + 0.1f);
-  CHECK(xt::allclose(p.get<float>(y), expected, 1e-5, 1e-6));
+  // Ten rounds of x 1.5 amplify the last-bit differences between xtensor's tanh and the kernel's
+  // (std::tanh in -Dsimd=none builds) to ~1e-5; a reuse bug would be off by O(1).
+  CHECK(xt::allclose(p.get<float>(y), expected, 1e-4, 1e-5));
 }
 
 TEST_CASE("without in-place reuse the arena grows but the values are the same") {
