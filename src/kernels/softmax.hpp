@@ -30,7 +30,6 @@ T sum_exp(const T* x, std::int64_t n, T shift) {
 /// y = softmax(x) (or log_softmax when Log) along n; y may equal x.
 template <bool Log, class T>
 void softmax_rows(const T* x, T* y, std::int64_t outer, std::int64_t n, std::int64_t inner) {
-  if (n == 0) return;  // an empty axis: nothing to normalize (and no first element to take the max from)
   for (std::int64_t o = 0; o < outer; ++o) {
     for (std::int64_t j = 0; j < inner; ++j) {
       const T* xr = x + o * n * inner + j;

@@ -39,7 +39,7 @@ void embedding_kernel(const Node& node, std::span<const Buffer> in, const Buffer
   auto* y = static_cast<std::byte*>(out.data);
   for (std::int64_t p = 0, n = in[1].numel(); p < n; ++p) {
     const std::int64_t row = checked_index(node, in[1], p, rows);
-    if (row_bytes > 0) std::memcpy(y + static_cast<std::size_t>(p) * row_bytes, table + static_cast<std::size_t>(row) * row_bytes, row_bytes);
+    std::memcpy(y + static_cast<std::size_t>(p) * row_bytes, table + static_cast<std::size_t>(row) * row_bytes, row_bytes);
   }
 }
 

@@ -28,6 +28,8 @@ struct Buffer {
   std::span<const std::int64_t> dims() const { return shape->dims(); }
 };
 
+/// Called only for outputs with at least one element (compile() schedules no empty value), so a
+/// kernel never sees an empty output; its operands may still be empty (a sum over an empty axis).
 using ForwardFn = void (*)(const Node& node, std::span<const Buffer> in, const Buffer& out,
                            const RunContext& ctx);
 

@@ -11,8 +11,9 @@
 namespace xg {
 
 void copy_forward(const Node&, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
-  const auto bytes = static_cast<std::size_t>(out.numel()) * size_of(out.dtype);
-  if (in[0].data != out.data && bytes > 0) std::memcpy(out.data, in[0].data, bytes);  // empty values may be null
+  if (in[0].data != out.data) {
+    std::memcpy(out.data, in[0].data, static_cast<std::size_t>(out.numel()) * size_of(out.dtype));
+  }
 }
 
 namespace {
