@@ -83,9 +83,14 @@ Var Graph::param(std::string name, Shape shape, Init init, DType dtype) {
     throw ValueError(fmt::format("param '{}': uniform init needs low <= high", name));
   }
   xt::xarray<double> values = xt::zeros<double>(std::vector<std::size_t>(shape.begin(), shape.end()));
-  // Our own transforms of the 64-bit stream, so that the same seed gives the same values with any
-  // standard library.
-  auto unit = [&] { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; };
+  draw_initial_values(rng_, init, std::span<double>(values.data(), values.size()));
+  nodes_.push_back(Node{&op_param, {}, init, dtype, std::move(shape), std::move(name)});
+  store_->values.emplace(size() - 1, Tensor(std::move(values)).cast(dtype));
+  return Var(this, size() - 1);
+}
+
+void draw_initial_values(std::mt19937_64& rng, const Init& init, std::span<double> values) {
+  auto unit = [&] { return static_cast<double>(rng() >> 11) * 0x1.0p-53; };
   for (double& v : values) {
     switch (init.kind) {
       case Init::Kind::constant: v = init.a; break;
@@ -97,9 +102,6 @@ Var Graph::param(std::string name, Shape shape, Init init, DType dtype) {
       }
     }
   }
-  nodes_.push_back(Node{&op_param, {}, {}, dtype, std::move(shape), std::move(name)});
-  store_->values.emplace(size() - 1, Tensor(std::move(values)).cast(dtype));
-  return Var(this, size() - 1);
 }
 
 Var Graph::constant(Tensor value, std::string name) {

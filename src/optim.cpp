@@ -37,6 +37,15 @@ double global_norm(std::span<const TensorRef> grads) {
   return std::sqrt(sum);
 }
 
+StepInfo clipping(std::span<const TensorRef> grads, std::optional<double> clip_norm) {
+  StepInfo info;
+  if (clip_norm) {  // the norm costs a pass over every gradient: taken only when clipping needs it
+    info.grad_norm = global_norm(grads);
+    if (info.grad_norm > *clip_norm) info.clip_scale = *clip_norm / (info.grad_norm + 1e-6);
+  }
+  return info;
+}
+
 StepInfo Optimizer::step(std::span<const TensorRef> grads, double lr) {
   if (grads.size() != params_.size()) {
     throw ValueError(fmt::format("optimizer step: {} gradients for {} parameters", grads.size(), params_.size()));
@@ -51,11 +60,7 @@ StepInfo Optimizer::step(std::span<const TensorRef> grads, double lr) {
                                    p.node().name, g.dtype, fmt::join(g.shape, ", "), p.dtype(), p.shape()));
     }
   }
-  StepInfo info;
-  if (clip_norm) {  // the norm costs a pass over every gradient: taken only when clipping needs it
-    info.grad_norm = global_norm(grads);
-    if (info.grad_norm > *clip_norm) info.clip_scale = *clip_norm / (info.grad_norm + 1e-6);
-  }
+  const StepInfo info = clipping(grads, clip_norm);
   ++steps_;
   for (std::size_t k = 0; k < params_.size(); ++k) {
     Tensor& value = graph_->value(params_[k]);
@@ -127,24 +132,34 @@ void Adam::update(std::size_t slot, std::span<double> p, std::span<const double>
 
 template <class T>
 void Adam::apply(std::size_t slot, std::span<T> p, std::span<const T> g, T s, double lr) {
-  const auto t = static_cast<double>(steps());
-  const T b1 = static_cast<T>(options_.beta1), b2 = static_cast<T>(options_.beta2), eps = static_cast<T>(options_.eps);
+  adam_update(p, g, static_cast<T*>(first_moment_[slot].data()), static_cast<T*>(second_moment_[slot].data()), s, lr,
+              steps(), options_);
+}
+
+template <class T>
+void adam_update(std::span<T> p, std::span<const T> g, T* first_moment, T* second_moment, T grad_scale, double lr,
+                 std::int64_t step, const AdamOptions& options) {
+  const auto t = static_cast<double>(step);
+  const T b1 = static_cast<T>(options.beta1), b2 = static_cast<T>(options.beta2), eps = static_cast<T>(options.eps);
   // PyTorch's arrangement: p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
-  const T step_size = static_cast<T>(lr / (1.0 - std::pow(options_.beta1, t)));
-  const T root_correction = static_cast<T>(std::sqrt(1.0 - std::pow(options_.beta2, t)));
-  const T l2 = options_.decoupled_weight_decay ? T(0) : static_cast<T>(options_.weight_decay);
-  const T decay = options_.decoupled_weight_decay ? static_cast<T>(1.0 - lr * options_.weight_decay) : T(1);
+  const T step_size = static_cast<T>(lr / (1.0 - std::pow(options.beta1, t)));
+  const T root_correction = static_cast<T>(std::sqrt(1.0 - std::pow(options.beta2, t)));
+  const T l2 = options.decoupled_weight_decay ? T(0) : static_cast<T>(options.weight_decay);
+  const T decay = options.decoupled_weight_decay ? static_cast<T>(1.0 - lr * options.weight_decay) : T(1);
   // One generic body for SIMD batches and the scalar tail; V(c) broadcasts a constant.
-  kernels::update_with_state(p.data(), g.data(), static_cast<T*>(first_moment_[slot].data()),
-                             static_cast<T*>(second_moment_[slot].data()), static_cast<std::int64_t>(p.size()),
+  kernels::update_with_state(p.data(), g.data(), first_moment, second_moment, static_cast<std::int64_t>(p.size()),
                              [&]<class V>(V& pi, V gi, V& mi, V& vi) {
                                using std::sqrt;
-                               const V d = gi * V(s) + V(l2) * pi;
+                               const V d = gi * V(grad_scale) + V(l2) * pi;
                                mi = V(b1) * mi + V(T(1) - b1) * d;
                                vi = V(b2) * vi + V(T(1) - b2) * d * d;
                                pi = pi * V(decay) - V(step_size) * mi / (sqrt(vi) / V(root_correction) + V(eps));
                              });
 }
+template void adam_update(std::span<float>, std::span<const float>, float*, float*, float, double, std::int64_t,
+                          const AdamOptions&);
+template void adam_update(std::span<double>, std::span<const double>, double*, double*, double, double, std::int64_t,
+                          const AdamOptions&);
 
 std::vector<Optimizer::StateTensor> Adam::state() {
   std::vector<StateTensor> out;

@@ -62,7 +62,21 @@ struct DropoutAttr {
   bool operator==(const DropoutAttr&) const = default;
 };
 
+/// param: how its value is filled when it is created. Draws come from the graph's seeded generator.
+struct Init {
+  enum class Kind : std::uint8_t { constant, normal, uniform };
+  Kind kind = Kind::constant;
+  double a = 0.0, b = 0.0;  // constant: value a; normal: mean a, std b; uniform: [a, b)
+
+  static Init zeros() { return {Kind::constant, 0.0, 0.0}; }
+  static Init ones() { return {Kind::constant, 1.0, 0.0}; }
+  static Init constant(double value) { return {Kind::constant, value, 0.0}; }
+  static Init normal(double mean, double std) { return {Kind::normal, mean, std}; }
+  static Init uniform(double low, double high) { return {Kind::uniform, low, high}; }
+  bool operator==(const Init&) const = default;
+};
+
 using Attrs = std::variant<std::monostate, AxesAttr, AxisAttr, SliceAttr, MatmulAttr, NormAttr,
-                           IndexAttr, GeluAttr, DropoutAttr>;
+                           IndexAttr, GeluAttr, DropoutAttr, Init>;
 
 }  // namespace xg

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "xgrad/graph.hpp"
 #include "xgrad/optim.hpp"
@@ -31,6 +33,7 @@ struct LoadOptions {
 /// What load_checkpoint read besides the parameters.
 struct LoadedState {
   std::uint64_t run_index = 0;
+  std::int64_t optimizer_steps = 0;
   std::map<std::string, std::string> metadata;
 };
 
@@ -39,5 +42,33 @@ struct LoadedState {
 /// every missing, unexpected and mismatched name, and nothing is changed.
 LoadedState load_checkpoint(const std::string& path, Graph& graph, optim::Optimizer* optimizer = nullptr,
                             const LoadOptions& options = {});
+
+// ---- the same files from plain storage: what generated models (and the functions above) use ----
+
+/// One tensor a checkpoint writes from or loads into, in place.
+struct CheckpointTensor {
+  std::string name;
+  void* data = nullptr;
+  DType dtype = DType::f32;
+  std::vector<std::size_t> shape;
+};
+
+/// Everything a checkpoint holds, as storage.
+struct CheckpointContents {
+  std::vector<CheckpointTensor> params;
+  std::string optimizer_kind;  // "AdamW", "SGD", ...; empty: no optimizer state
+  std::int64_t optimizer_steps = 0;
+  std::vector<CheckpointTensor> optimizer_state;  // named by optimizer_state_name()
+  std::uint64_t run_index = 0;
+  std::map<std::string, std::string> metadata;
+};
+
+/// "optimizer.<slot>.<parameter>", e.g. "optimizer.exp_avg.layers.0.norm1.weight".
+std::string optimizer_state_name(std::string_view slot, std::string_view param);
+
+void save_checkpoint(const std::string& path, const CheckpointContents& contents);
+/// Fills `into`'s params (and optimizer state, when optimizer_kind is set and matches the file's)
+/// in place, all or nothing, with the errors load_checkpoint(path, graph, ...) gives.
+LoadedState load_checkpoint(const std::string& path, const CheckpointContents& into, const LoadOptions& options = {});
 
 }  // namespace xg

@@ -5,6 +5,7 @@
 #include <deque>
 #include <memory>
 #include <random>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -50,18 +51,10 @@ class Var {
   int id_ = -1;
 };
 
-/// How a parameter is filled when it is created. Draws come from the graph's seeded generator.
-struct Init {
-  enum class Kind : std::uint8_t { constant, normal, uniform };
-  Kind kind = Kind::constant;
-  double a = 0.0, b = 0.0;  // constant: value a; normal: mean a, std b; uniform: [a, b)
-
-  static Init zeros() { return {Kind::constant, 0.0, 0.0}; }
-  static Init ones() { return {Kind::constant, 1.0, 0.0}; }
-  static Init constant(double value) { return {Kind::constant, value, 0.0}; }
-  static Init normal(double mean, double std) { return {Kind::normal, mean, std}; }
-  static Init uniform(double low, double high) { return {Kind::uniform, low, high}; }
-};
+/// Fills `values` as `init` says, drawing from `rng` (the graph's generator): uniform takes one
+/// 64-bit draw per value, normal two. Our own transforms of the 64-bit stream, so that the same seed
+/// gives the same values with any standard library, and generated models replay it exactly.
+void draw_initial_values(std::mt19937_64& rng, const Init& init, std::span<double> values);
 
 /// Parameter and constant values. Programs compiled from a graph share it, so an optimizer step
 /// taken through one Program is seen by every other (a training and an evaluation program).

@@ -102,11 +102,16 @@ struct AdamOptions {
   bool decoupled_weight_decay = false;
 };
 
+/// "AdamW" with decoupled weight decay, else "Adam": the kind checkpoints record.
+inline std::string_view adam_kind(const AdamOptions& options) {
+  return options.decoupled_weight_decay ? "AdamW" : "Adam";
+}
+
 /// Adam and AdamW with bias correction, as torch.optim.Adam / AdamW.
 class Adam final : public Optimizer {
  public:
   Adam(Graph& graph, std::vector<Var> params, AdamOptions options = {});
-  std::string_view kind() const override { return options_.decoupled_weight_decay ? "AdamW" : "Adam"; }
+  std::string_view kind() const override { return adam_kind(options_); }
   std::vector<StateTensor> state() override;
 
  private:
@@ -137,6 +142,17 @@ inline auto adamw_factory(double weight_decay = 0.01, std::optional<double> clip
 
 /// The global L2 norm of a set of gradients (accumulated in double).
 double global_norm(std::span<const TensorRef> grads);
+
+/// Global-norm clipping as Optimizer::step applies it: without clip_norm, nothing (scale 1, norm not
+/// taken); with it, the norm and the factor that brings it down to clip_norm.
+StepInfo clipping(std::span<const TensorRef> grads, std::optional<double> clip_norm);
+
+/// One Adam/AdamW update in place, PyTorch's arithmetic: the gradient is g * grad_scale, the
+/// moments are updated in place, `step` counts from 1. The kernel of Adam::step, shared with
+/// generated models so that both update bit for bit alike.
+template <class T>
+void adam_update(std::span<T> p, std::span<const T> g, T* first_moment, T* second_moment, T grad_scale, double lr,
+                 std::int64_t step, const AdamOptions& options);
 
 // ---- learning-rate schedules: step (counted from 0) -> learning rate ----
 

@@ -54,6 +54,8 @@ class Trainer {
   std::map<std::string, std::string> load(const std::string& path);
 
   Program& program() { return program_; }
+  /// The gradient of each parameter (in graph order), readable through program() after a step.
+  const std::vector<Var>& gradients() const { return grads_; }
   optim::Optimizer& optimizer() { return *optimizer_; }
   const optim::StepInfo& last_step() const { return last_step_; }
 

@@ -68,6 +68,14 @@ void map_binary(const T* a, std::int64_t sa, const T* b, std::int64_t sb, T* y, 
   for (; i < n; ++i) y[i] = f(a[i * sa], b[i * sb]);
 }
 
+/// map_binary over `rows` rows of n elements: row r reads a + r * a_outer and b + r * b_outer and
+/// writes y + r * n. The loop a broadcast binary op runs, with its strides known when it is built.
+template <class T, class F>
+void map_binary_rows(const T* a, std::int64_t a_outer, std::int64_t sa, const T* b, std::int64_t b_outer,
+                     std::int64_t sb, T* y, std::int64_t rows, std::int64_t n, F f) {
+  for (std::int64_t r = 0; r < rows; ++r) map_binary(a + r * a_outer, sa, b + r * b_outer, sb, y + r * n, n, f);
+}
+
 /// y[i] = f(a[i], b[i], c[i]) over contiguous arrays; y may equal a.
 template <class T, class F>
 void map_ternary(const T* a, const T* b, const T* c, T* y, std::int64_t n, F f) {

@@ -3,8 +3,10 @@
 #include <numbers>
 
 #include "kernels/broadcast.hpp"
+#include "kernels/functors.hpp"
 #include "kernels/simd.hpp"
 #include "ops/builder_util.hpp"
+#include "ops/emit_util.hpp"
 #include "xgrad/ops.hpp"
 
 namespace xg {
@@ -13,59 +15,7 @@ namespace {
 using kernels::map_binary;
 using kernels::map_unary;
 
-// ---- functors: called with xsimd batches and with scalars alike ----
-template <class V>
-inline constexpr bool is_scalar_v = std::is_arithmetic_v<V>;
-
-struct Neg { template <class V> V operator()(V x) const { return -x; } };
-struct Exp { template <class V> V operator()(V x) const { using std::exp; return exp(x); } };
-struct Log { template <class V> V operator()(V x) const { using std::log; return log(x); } };
-struct Sqrt { template <class V> V operator()(V x) const { using std::sqrt; return sqrt(x); } };
-// xsimd::rsqrt is an approximation on some targets; 1/sqrt keeps f64 gradient checks exact.
-struct Rsqrt { template <class V> V operator()(V x) const { using std::sqrt; return V(1) / sqrt(x); } };
-struct Square { template <class V> V operator()(V x) const { return x * x; } };
-struct Tanh { template <class V> V operator()(V x) const { using std::tanh; return tanh(x); } };
-struct Erf { template <class V> V operator()(V x) const { using std::erf; return erf(x); } };
-struct Sigmoid {
-  template <class V> V operator()(V x) const { using std::exp; return V(1) / (V(1) + exp(-x)); }
-};
-struct Relu {
-  template <class V> V operator()(V x) const { using std::max; return max(x, V(0)); }
-};
-struct GeluErf {
-  template <class V> V operator()(V x) const {
-    using std::erf;
-    return V(0.5) * x * (V(1) + erf(x * V(std::numbers::sqrt2 / 2)));
-  }
-};
-inline constexpr double kGeluTanhScale = 0.7978845608028654;  // sqrt(2 / pi)
-inline constexpr double kGeluTanhCubic = 0.044715;
-struct GeluTanh {
-  template <class V> V operator()(V x) const {
-    using std::tanh;
-    return V(0.5) * x * (V(1) + tanh(V(kGeluTanhScale) * (x + V(kGeluTanhCubic) * x * x * x)));
-  }
-};
-
-struct Add { template <class V> V operator()(V a, V b) const { return a + b; } };
-struct Sub { template <class V> V operator()(V a, V b) const { return a - b; } };
-struct Mul { template <class V> V operator()(V a, V b) const { return a * b; } };
-struct Div { template <class V> V operator()(V a, V b) const { return a / b; } };
-
-template <class Cmp>
-struct Compare {
-  template <class V> V operator()(V a, V b) const {
-    if constexpr (is_scalar_v<V>) {
-      return Cmp{}(a, b) ? V(1) : V(0);
-    } else {
-      return xsimd::select(Cmp{}(a, b), V(1), V(0));
-    }
-  }
-};
-struct Greater { template <class V> auto operator()(V a, V b) const { return a > b; } };
-struct Less { template <class V> auto operator()(V a, V b) const { return a < b; } };
-struct Equal { template <class V> auto operator()(V a, V b) const { return a == b; } };
-struct NotEqual { template <class V> auto operator()(V a, V b) const { return a != b; } };
+using namespace kernels::functors;
 
 // ---- kernels ----
 template <class F>
@@ -120,6 +70,52 @@ void cast_kernel(const Node&, std::span<const Buffer> in, const Buffer& out, con
       for (std::int64_t i = 0, n = out.numel(); i < n; ++i) y[i] = static_cast<T>(x[i]);
     });
   });
+}
+
+// ---- generated code: the same loops with their sizes and strides as constants ----
+template <class F>
+std::string functor() {
+  if constexpr (requires { typename F::Comparison; }) {
+    return fmt::format("xg::kernels::functors::Compare<xg::kernels::functors::{}>{{}}", F::Comparison::cpp_name);
+  } else {
+    return fmt::format("xg::kernels::functors::{}{{}}", F::cpp_name);
+  }
+}
+
+template <class F>
+std::string emit_unary(const EmitArgs& a) {
+  return fmt::format("xg::kernels::map_unary({}, {}, {}, {});", a.inputs[0].pointer, a.output.pointer,
+                     a.output.shape->numel(), functor<F>());
+}
+
+std::string emit_gelu(const EmitArgs& a) {
+  if (std::get<GeluAttr>(a.node.attrs).approximate == GeluApprox::tanh) return emit_unary<GeluTanh>(a);
+  return emit_unary<GeluErf>(a);
+}
+
+template <class F>
+std::string emit_binary(const EmitArgs& a) {
+  const auto rows = emit::rows_of<2>(a.output.shape->dims(), {a.inputs[0].shape->dims(), a.inputs[1].shape->dims()});
+  const std::string f = functor<F>();
+  const auto outer = emit::outer_strides(rows);
+  if (outer && (*outer)[0] == rows[0].n && rows[0].step[0] == 1) {
+    const auto& step = rows[0].step;
+    if (rows.size() == 1) {
+      return fmt::format("xg::kernels::map_binary({}, {}, {}, {}, {}, {}, {});", a.inputs[0].pointer, step[1],
+                         a.inputs[1].pointer, step[2], a.output.pointer, rows[0].n, f);
+    }
+    return fmt::format("xg::kernels::map_binary_rows({}, {}, {}, {}, {}, {}, {}, {}, {}, {});", a.inputs[0].pointer,
+                       (*outer)[1], step[1], a.inputs[1].pointer, (*outer)[2], step[2], a.output.pointer, rows.size(),
+                       rows[0].n, f);
+  }
+  if (rows.size() > emit::kMaxStraightLineRows) return {};
+  std::string code;
+  for (const auto& row : rows) {
+    code += fmt::format("xg::kernels::map_binary({}, {}, {}, {}, {}, {}, {});\n", emit::offset(a.inputs[0].pointer, row.start[1]),
+                        row.step[1], emit::offset(a.inputs[1].pointer, row.start[2]), row.step[2],
+                        emit::offset(a.output.pointer, row.start[0]), row.n, f);
+  }
+  return code;
 }
 
 // ---- gradient rules: built from ops, so they differentiate again ----
@@ -185,25 +181,43 @@ Var binary(const OpDef& op, Var a, Var b) {
 
 }  // namespace
 
-const OpDef op_neg{.name = "neg", .forward = unary_kernel<Neg>, .vjp = vjp_neg, .elementwise = true};
-const OpDef op_exp{.name = "exp", .forward = unary_kernel<Exp>, .vjp = vjp_exp, .elementwise = true};
-const OpDef op_log{.name = "log", .forward = unary_kernel<Log>, .vjp = vjp_log, .elementwise = true};
-const OpDef op_sqrt{.name = "sqrt", .forward = unary_kernel<Sqrt>, .vjp = vjp_sqrt, .elementwise = true};
-const OpDef op_rsqrt{.name = "rsqrt", .forward = unary_kernel<Rsqrt>, .vjp = vjp_rsqrt, .elementwise = true};
-const OpDef op_square{.name = "square", .forward = unary_kernel<Square>, .vjp = vjp_square, .elementwise = true};
-const OpDef op_tanh{.name = "tanh", .forward = unary_kernel<Tanh>, .vjp = vjp_tanh, .elementwise = true};
-const OpDef op_sigmoid{.name = "sigmoid", .forward = unary_kernel<Sigmoid>, .vjp = vjp_sigmoid, .elementwise = true};
-const OpDef op_relu{.name = "relu", .forward = unary_kernel<Relu>, .vjp = vjp_relu, .elementwise = true};
-const OpDef op_erf{.name = "erf", .forward = unary_kernel<Erf>, .vjp = vjp_erf, .elementwise = true};
-const OpDef op_gelu{.name = "gelu", .forward = gelu_kernel, .vjp = vjp_gelu, .elementwise = true};
-const OpDef op_add{.name = "add", .forward = binary_kernel<Add>, .vjp = vjp_add, .elementwise = true};
-const OpDef op_sub{.name = "sub", .forward = binary_kernel<Sub>, .vjp = vjp_sub, .elementwise = true};
-const OpDef op_mul{.name = "mul", .forward = binary_kernel<Mul>, .vjp = vjp_mul, .elementwise = true};
-const OpDef op_div{.name = "div", .forward = binary_kernel<Div>, .vjp = vjp_div, .elementwise = true};
-const OpDef op_greater{.name = "greater", .forward = binary_kernel<Compare<Greater>>, .differentiable = false, .elementwise = true};
-const OpDef op_less{.name = "less", .forward = binary_kernel<Compare<Less>>, .differentiable = false, .elementwise = true};
-const OpDef op_equal{.name = "equal", .forward = binary_kernel<Compare<Equal>>, .differentiable = false, .elementwise = true};
-const OpDef op_not_equal{.name = "not_equal", .forward = binary_kernel<Compare<NotEqual>>, .differentiable = false, .elementwise = true};
+const OpDef op_neg{.name = "neg", .forward = unary_kernel<Neg>, .vjp = vjp_neg, .elementwise = true,
+                       .emit = emit_unary<Neg>};
+const OpDef op_exp{.name = "exp", .forward = unary_kernel<Exp>, .vjp = vjp_exp, .elementwise = true,
+                       .emit = emit_unary<Exp>};
+const OpDef op_log{.name = "log", .forward = unary_kernel<Log>, .vjp = vjp_log, .elementwise = true,
+                       .emit = emit_unary<Log>};
+const OpDef op_sqrt{.name = "sqrt", .forward = unary_kernel<Sqrt>, .vjp = vjp_sqrt, .elementwise = true,
+                       .emit = emit_unary<Sqrt>};
+const OpDef op_rsqrt{.name = "rsqrt", .forward = unary_kernel<Rsqrt>, .vjp = vjp_rsqrt, .elementwise = true,
+                       .emit = emit_unary<Rsqrt>};
+const OpDef op_square{.name = "square", .forward = unary_kernel<Square>, .vjp = vjp_square, .elementwise = true,
+                       .emit = emit_unary<Square>};
+const OpDef op_tanh{.name = "tanh", .forward = unary_kernel<Tanh>, .vjp = vjp_tanh, .elementwise = true,
+                       .emit = emit_unary<Tanh>};
+const OpDef op_sigmoid{.name = "sigmoid", .forward = unary_kernel<Sigmoid>, .vjp = vjp_sigmoid, .elementwise = true,
+                       .emit = emit_unary<Sigmoid>};
+const OpDef op_relu{.name = "relu", .forward = unary_kernel<Relu>, .vjp = vjp_relu, .elementwise = true,
+                       .emit = emit_unary<Relu>};
+const OpDef op_erf{.name = "erf", .forward = unary_kernel<Erf>, .vjp = vjp_erf, .elementwise = true,
+                       .emit = emit_unary<Erf>};
+const OpDef op_gelu{.name = "gelu", .forward = gelu_kernel, .vjp = vjp_gelu, .elementwise = true, .emit = emit_gelu};
+const OpDef op_add{.name = "add", .forward = binary_kernel<Add>, .vjp = vjp_add, .elementwise = true,
+                       .emit = emit_binary<Add>};
+const OpDef op_sub{.name = "sub", .forward = binary_kernel<Sub>, .vjp = vjp_sub, .elementwise = true,
+                       .emit = emit_binary<Sub>};
+const OpDef op_mul{.name = "mul", .forward = binary_kernel<Mul>, .vjp = vjp_mul, .elementwise = true,
+                       .emit = emit_binary<Mul>};
+const OpDef op_div{.name = "div", .forward = binary_kernel<Div>, .vjp = vjp_div, .elementwise = true,
+                       .emit = emit_binary<Div>};
+const OpDef op_greater{.name = "greater", .forward = binary_kernel<Compare<Greater>>, .differentiable = false,
+                         .elementwise = true, .emit = emit_binary<Compare<Greater>>};
+const OpDef op_less{.name = "less", .forward = binary_kernel<Compare<Less>>, .differentiable = false,
+                         .elementwise = true, .emit = emit_binary<Compare<Less>>};
+const OpDef op_equal{.name = "equal", .forward = binary_kernel<Compare<Equal>>, .differentiable = false,
+                         .elementwise = true, .emit = emit_binary<Compare<Equal>>};
+const OpDef op_not_equal{.name = "not_equal", .forward = binary_kernel<Compare<NotEqual>>, .differentiable = false,
+                         .elementwise = true, .emit = emit_binary<Compare<NotEqual>>};
 const OpDef op_where{.name = "where", .forward = where_kernel, .vjp = vjp_where, .elementwise = true};
 const OpDef op_cast{.name = "cast", .forward = cast_kernel, .vjp = vjp_cast};
 const OpDef op_stop_gradient{.name = "stop_gradient", .forward = copy_forward, .differentiable = false, .alias = true};

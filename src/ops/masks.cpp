@@ -1,7 +1,9 @@
 // Masks: sequence_mask from lengths, the causal (lower-triangular) mask, and dropout's random mask.
 #include <xtensor/xbuilder.hpp>
 
+#include "kernels/dropout.hpp"
 #include "ops/builder_util.hpp"
+#include "ops/emit_util.hpp"
 #include "xgrad/ops.hpp"
 
 namespace xg {
@@ -23,32 +25,24 @@ void sequence_mask_kernel(const Node& node, std::span<const Buffer> in, const Bu
   });
 }
 
-/// A uniform double in [0, 1) from (seed, run, element): counter-based, so masks do not depend on
-/// the order or the thread that draws them.
-double uniform_at(std::uint64_t seed, std::uint64_t run, std::uint64_t element) {
-  std::uint64_t z = seed ^ (run * 0x9E3779B97F4A7C15ULL) ^ (element * 0xD1B54A32D192ED03ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  z ^= z >> 31;
-  return static_cast<double>(z >> 11) * 0x1.0p-53;
-}
-
 void dropout_mask_kernel(const Node& node, std::span<const Buffer>, const Buffer& out, const RunContext& ctx) {
   const auto& attr = std::get<DropoutAttr>(node.attrs);
   visit_float(out.dtype, [&]<class T>() {
-    T* y = out.as<T>();
-    const T keep_scale = static_cast<T>(1.0 / (1.0 - attr.p));
-    for (std::int64_t i = 0, n = out.numel(); i < n; ++i) {
-      const bool keep = !ctx.training || uniform_at(attr.seed, ctx.run_index, static_cast<std::uint64_t>(i)) >= attr.p;
-      y[i] = keep ? (ctx.training ? keep_scale : T(1)) : T(0);
-    }
+    kernels::dropout_mask(out.as<T>(), out.numel(), attr.p, attr.seed, ctx.run_index, ctx.training);
   });
+}
+
+// The seed is the generated model's own (drawn from its seed as the graph drew this one).
+std::string emit_dropout_mask(const EmitArgs& a) {
+  return fmt::format("xg::kernels::dropout_mask({}, {}, {:a}, {}, {}.run_index, {}.training);", a.output.pointer,
+                     a.output.shape->numel(), std::get<DropoutAttr>(a.node.attrs).p, a.seed, a.context, a.context);
 }
 
 }  // namespace
 
 const OpDef op_sequence_mask{.name = "sequence_mask", .forward = sequence_mask_kernel, .differentiable = false};
-const OpDef op_dropout_mask{.name = "dropout_mask", .forward = dropout_mask_kernel, .differentiable = false};
+const OpDef op_dropout_mask{.name = "dropout_mask", .forward = dropout_mask_kernel, .differentiable = false,
+                             .emit = emit_dropout_mask};
 
 Var sequence_mask(Var lengths, std::int64_t seq_len, DType dtype) {
   detail::same_graph("sequence_mask", {lengths});

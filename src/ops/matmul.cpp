@@ -1,25 +1,14 @@
 // Batched matrix product with broadcast batch axes and transpose flags, on CBLAS GEMM.
-#include <cblas.h>
-
 #include "kernels/broadcast.hpp"
+#include "kernels/gemm.hpp"
 #include "ops/builder_util.hpp"
+#include "ops/emit_util.hpp"
 #include "xgrad/ops.hpp"
 
 namespace xg {
 namespace {
 
-template <class T>
-void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const T* a, const T* b, T* c) {
-  const auto trans_a = ta ? CblasTrans : CblasNoTrans;
-  const auto trans_b = tb ? CblasTrans : CblasNoTrans;
-  const auto lda = static_cast<int>(ta ? m : k), ldb = static_cast<int>(tb ? k : n);
-  const auto M = static_cast<int>(m), N = static_cast<int>(n), K = static_cast<int>(k);
-  if constexpr (std::is_same_v<T, float>) {
-    cblas_sgemm(CblasRowMajor, trans_a, trans_b, M, N, K, 1.0f, a, lda, b, ldb, 0.0f, c, static_cast<int>(n));
-  } else {
-    cblas_dgemm(CblasRowMajor, trans_a, trans_b, M, N, K, 1.0, a, lda, b, ldb, 0.0, c, static_cast<int>(n));
-  }
-}
+using kernels::gemm;
 
 struct MatmulDims {
   std::int64_t m, n, k;
@@ -53,12 +42,38 @@ void matmul_kernel(const Node& node, std::span<const Buffer> in, const Buffer& o
     const auto batch = c_dims.first(c_dims.size() - 2);
     const auto a_batch = a_dims.first(a_dims.size() - 2), b_batch = b_dims.first(b_dims.size() - 2);
     kernels::for_each_row<2>(batch, {a_batch, b_batch}, [&](const auto& at, const auto& step, std::int64_t count) {
-      for (std::int64_t i = 0; i < count; ++i) {
-        gemm(attr.transpose_a, attr.transpose_b, m, n, k, a + (at[1] + i * step[1]) * m * k,
-             b + (at[2] + i * step[2]) * k * n, c + (at[0] + i) * m * n);
-      }
+      kernels::gemm_batch(attr.transpose_a, attr.transpose_b, m, n, k, count, a + at[1] * m * k, step[1] * m * k,
+                          b + at[2] * k * n, step[2] * k * n, c + at[0] * m * n);
     });
   });
+}
+
+// The same GEMM calls as matmul_kernel, with every size and offset a constant.
+std::string emit_matmul(const EmitArgs& args) {
+  const auto& attr = std::get<MatmulAttr>(args.node.attrs);
+  const auto a_dims = args.inputs[0].shape->dims(), b_dims = args.inputs[1].shape->dims();
+  const auto c_dims = args.output.shape->dims();
+  const MatmulDims d = matmul_dims(a_dims, b_dims, attr);
+  if (d.k == 0) return {};
+  const std::string& a = args.inputs[0].pointer;
+  const std::string& b = args.inputs[1].pointer;
+  const std::string& c = args.output.pointer;
+  if (b_dims.size() == 2 && !attr.transpose_a) {
+    return fmt::format("xg::kernels::gemm(false, {}, {}, {}, {}, {}, {}, {});", attr.transpose_b,
+                       args.output.shape->numel() / d.n, d.n, d.k, a, b, c);
+  }
+  const auto batch = std::span(c_dims).first(c_dims.size() - 2);
+  const auto a_batch = std::span(a_dims).first(a_dims.size() - 2), b_batch = std::span(b_dims).first(b_dims.size() - 2);
+  const auto rows = emit::rows_of<2>(batch, {a_batch, b_batch});
+  if (rows.size() > emit::kMaxStraightLineRows) return {};
+  std::string code;
+  for (const auto& row : rows) {
+    code += fmt::format("xg::kernels::gemm_batch({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {});\n", attr.transpose_a,
+                        attr.transpose_b, d.m, d.n, d.k, row.n, emit::offset(a, row.start[1] * d.m * d.k),
+                        row.step[1] * d.m * d.k, emit::offset(b, row.start[2] * d.k * d.n), row.step[2] * d.k * d.n,
+                        emit::offset(c, row.start[0] * d.m * d.n));
+  }
+  return code;
 }
 
 // With C = op(A) op(B): dA and dB for each combination of flags, then summed over broadcast batches.
@@ -84,7 +99,7 @@ std::vector<Var> vjp_matmul(const VjpArgs& args) {
 
 }  // namespace
 
-const OpDef op_matmul{.name = "matmul", .forward = matmul_kernel, .vjp = vjp_matmul};
+const OpDef op_matmul{.name = "matmul", .forward = matmul_kernel, .vjp = vjp_matmul, .emit = emit_matmul};
 
 Var matmul(Var a, Var b, bool transpose_a, bool transpose_b) {
   detail::same_graph("matmul", {a, b});

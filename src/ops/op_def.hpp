@@ -3,6 +3,7 @@
 // in src/ops/<family>.cpp. A Node points at its OpDef; there is no central switch.
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -43,6 +44,24 @@ struct VjpArgs {
 /// One gradient per input; an invalid Var means none (zero).
 using VjpFn = std::vector<Var> (*)(const VjpArgs& args);
 
+/// One kernel call as the code generator sees it: C++ expressions for the typed data pointers of
+/// the operands and the output, whose shapes are constants of the build.
+struct EmitOperand {
+  std::string pointer;
+  const Shape* shape = nullptr;
+  DType dtype = DType::f32;
+};
+struct EmitArgs {
+  const Node& node;
+  std::span<const EmitOperand> inputs;
+  const EmitOperand& output;
+  std::string_view context;  // a `const xg::RunContext&` expression
+  std::string_view seed;     // dropout_mask: the expression of its seed, drawn when the model is made
+};
+/// The call specialised to its constant shapes (C++ statements calling the same kernel code as
+/// `forward`, so that results agree bit for bit), or an empty string to call `forward` itself.
+using EmitFn = std::string (*)(const EmitArgs& args);
+
 struct OpDef {
   std::string_view name;
   ForwardFn forward = nullptr;  // null for inputs, parameters and constants
@@ -50,6 +69,7 @@ struct OpDef {
   bool differentiable = true;   // false: its gradient is zero by definition (masks, comparisons)
   bool elementwise = false;     // its output may take the bytes of an operand that dies there
   bool alias = false;           // its output is its first input's bytes, reinterpreted
+  EmitFn emit = nullptr;        // null: generated code calls `forward`
 };
 
 /// Copies the first input to the output (reshape and other aliasing ops when they cannot alias).
