@@ -82,6 +82,7 @@ class Program {
 
  private:
   friend Program compile(const Graph&, const std::vector<Var>&, const CompileOptions&);
+  friend struct ProgramAccess;  // the code generator reads the schedule and the plan
   struct Impl;
   explicit Program(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;

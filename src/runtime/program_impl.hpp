@@ -57,4 +57,10 @@ struct Program::Impl {
   Buffer arena_buffer(int node);
 };
 
+/// The code generator's view of a compiled Program.
+struct ProgramAccess {
+  using Impl = Program::Impl;
+  static const Program::Impl& impl(const Program& program) { return *program.impl_; }
+};
+
 }  // namespace xg

@@ -1,0 +1,159 @@
+#include "graph/registry.hpp"
+
+#include <charconv>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "graph/decoder_lm.hpp"
+#include "graph/encoder_classifier.hpp"
+#include "graph/seq2seq.hpp"
+
+namespace xg::models {
+
+namespace {
+
+const std::set<std::string, std::less<>> kShared{"d_model", "heads", "d_ff", "max_len", "dropout", "norm", "activation",
+                                                 "positions", "scale_embedding", "dtype"};
+const std::map<std::string, std::set<std::string, std::less<>>, std::less<>> kFamilies{
+    {"decoder_lm", {"vocab", "layers", "tied", "batch", "seq"}},
+    {"encoder_classifier", {"vocab", "classes", "layers", "batch", "seq"}},
+    {"seq2seq", {"src_vocab", "tgt_vocab", "encoder_layers", "decoder_layers", "batch", "src_len", "tgt_len"}},
+};
+
+/// Reads the settings of one recipe, each at most once, with the default where one is missing.
+class Settings {
+ public:
+  explicit Settings(const ModelRecipe& recipe) : recipe_(recipe) {}
+
+  std::int64_t integer(std::string_view key, std::int64_t fallback) const {
+    const std::string* text = find(key);
+    if (text == nullptr) return fallback;
+    std::int64_t value = 0;
+    const auto [end, error] = std::from_chars(text->data(), text->data() + text->size(), value);
+    if (error != std::errc() || end != text->data() + text->size()) fail(key, *text, "an integer");
+    return value;
+  }
+  double real(std::string_view key, double fallback) const {
+    const std::string* text = find(key);
+    if (text == nullptr) return fallback;
+    std::size_t used = 0;
+    double value = 0.0;
+    try {
+      value = std::stod(*text, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != text->size()) fail(key, *text, "a number");
+    return value;
+  }
+  template <class Enum>
+  Enum choice(std::string_view key, std::initializer_list<std::pair<std::string_view, Enum>> options, Enum fallback) const {
+    const std::string* text = find(key);
+    if (text == nullptr) return fallback;
+    std::vector<std::string_view> names;
+    for (const auto& [name, value] : options) {
+      if (name == *text) return value;
+      names.push_back(name);
+    }
+    fail(key, *text, fmt::format("one of {}", fmt::join(names, ", ")));
+  }
+  bool flag(std::string_view key, bool fallback) const { return choice(key, {{"0", false}, {"1", true}}, fallback); }
+
+ private:
+  const std::string* find(std::string_view key) const {
+    auto it = recipe_.settings.find(key);
+    return it == recipe_.settings.end() ? nullptr : &it->second;
+  }
+  [[noreturn]] void fail(std::string_view key, std::string_view text, std::string_view wanted) const {
+    throw ValueError(fmt::format("model config of {}: {}={} is not {}", recipe_.family, key, text, wanted));
+  }
+  const ModelRecipe& recipe_;
+};
+
+ModelConfig model_config(const Settings& s, std::int64_t longest) {
+  ModelConfig c;
+  c.d_model = s.integer("d_model", c.d_model);
+  c.heads = s.integer("heads", c.heads);
+  c.d_ff = s.integer("d_ff", c.d_ff);
+  c.max_len = s.integer("max_len", longest);
+  c.dropout = s.real("dropout", c.dropout);
+  c.norm = s.choice("norm", {{"post", nn::NormStyle::post}, {"pre", nn::NormStyle::pre}}, c.norm);
+  c.activation = s.choice("activation", {{"relu", nn::Activation::relu}, {"gelu", nn::Activation::gelu}}, c.activation);
+  c.positions = s.choice("positions", {{"sinusoidal", Positions::sinusoidal}, {"learned", Positions::learned}}, c.positions);
+  c.scale_embedding = s.flag("scale_embedding", c.scale_embedding);
+  return c;
+}
+
+}  // namespace
+
+ModelRecipe parse_recipe(std::string_view family, std::string_view config) {
+  auto known = kFamilies.find(family);
+  if (known == kFamilies.end()) {
+    std::vector<std::string_view> names;
+    for (const auto& entry : kFamilies) names.push_back(entry.first);
+    throw ValueError(fmt::format("unknown model family '{}' (known: {})", family, fmt::join(names, ", ")));
+  }
+  ModelRecipe recipe{std::string(family), {}, DType::f32};
+  std::size_t at = 0;
+  while (at < config.size()) {
+    const std::size_t end = std::min(config.find(' ', at), config.size());
+    const std::string_view item = config.substr(at, end - at);
+    at = end + 1;
+    if (item.empty()) continue;
+    const std::size_t equals = item.find('=');
+    const std::string key(item.substr(0, equals));
+    if (equals == std::string_view::npos || equals == 0 || equals + 1 == item.size()) {
+      throw ValueError(fmt::format("model config of {}: '{}' is not key=value", family, item));
+    }
+    if (!kShared.contains(key) && !known->second.contains(key)) {
+      std::vector<std::string_view> keys(known->second.begin(), known->second.end());
+      keys.insert(keys.end(), kShared.begin(), kShared.end());
+      throw ValueError(fmt::format("model config of {}: unknown key '{}' (known: {})", family, key, fmt::join(keys, ", ")));
+    }
+    if (!recipe.settings.emplace(key, std::string(item.substr(equals + 1))).second) {
+      throw ValueError(fmt::format("model config of {}: '{}' is given twice", family, key));
+    }
+  }
+  recipe.float_type = Settings(recipe).choice("dtype", {{"f32", DType::f32}, {"f64", DType::f64}}, DType::f32);
+  return recipe;
+}
+
+BuiltModel build_model(Graph& g, const ModelRecipe& recipe) {
+  const Settings s(recipe);
+  if (recipe.family == "decoder_lm") {
+    DecoderLMConfig c;
+    c.vocab = s.integer("vocab", c.vocab);
+    c.layers = static_cast<int>(s.integer("layers", c.layers));
+    c.tied_output = s.flag("tied", c.tied_output);
+    c.batch = s.integer("batch", c.batch);
+    c.seq_len = s.integer("seq", c.seq_len);
+    c.model = model_config(s, c.seq_len);
+    const DecoderLM m = decoder_lm(g, c);
+    return {{{"logits", m.logits}, {"objective", m.objective}}, m.objective};
+  }
+  if (recipe.family == "encoder_classifier") {
+    EncoderClassifierConfig c;
+    c.vocab = s.integer("vocab", c.vocab);
+    c.classes = s.integer("classes", c.classes);
+    c.layers = static_cast<int>(s.integer("layers", c.layers));
+    c.batch = s.integer("batch", c.batch);
+    c.seq_len = s.integer("seq", c.seq_len);
+    c.model = model_config(s, c.seq_len);
+    const EncoderClassifier m = encoder_classifier(g, c);
+    return {{{"logits", m.logits}, {"objective", m.objective}}, m.objective};
+  }
+  Seq2SeqConfig c;
+  c.src_vocab = s.integer("src_vocab", c.src_vocab);
+  c.tgt_vocab = s.integer("tgt_vocab", c.tgt_vocab);
+  c.encoder_layers = static_cast<int>(s.integer("encoder_layers", c.encoder_layers));
+  c.decoder_layers = static_cast<int>(s.integer("decoder_layers", c.decoder_layers));
+  c.batch = s.integer("batch", c.batch);
+  c.src_len = s.integer("src_len", c.src_len);
+  c.tgt_len = s.integer("tgt_len", c.tgt_len);
+  c.model = model_config(s, std::max(c.src_len, c.tgt_len));
+  const Seq2Seq m = seq2seq(g, c);
+  return {{{"logits", m.logits}, {"objective", m.objective}}, m.objective};
+}
+
+}  // namespace xg::models

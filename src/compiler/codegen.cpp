@@ -1,0 +1,542 @@
+// generate_cpp(): two compiled Programs (evaluation forward, training step) written out as one C++
+// class. Each kernel call becomes a statement: the op's emitter, where it has one, spells the call
+// with its sizes and strides as literals; otherwise the op's own forward function is called with a
+// constant node and constant buffers. Either way the same kernel code runs as in Program::run, on
+// the same arena offsets, so the results agree bit for bit.
+#include "xgrad/codegen.hpp"
+
+#include <cctype>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "ops/emit_util.hpp"
+#include "runtime/program_impl.hpp"
+#include "xgrad/autodiff.hpp"
+#include "xgrad/compile.hpp"
+#include "xgrad/format.hpp"
+
+namespace xg {
+namespace {
+
+using ProgramImpl = ProgramAccess::Impl;
+
+/// A C++ identifier for a parameter or input name ("layers.0.norm1.weight" -> "layers_0_norm1_weight").
+std::string identifier(std::string_view name) {
+  std::string id;
+  for (char c : name) id += std::isalnum(static_cast<unsigned char>(c)) != 0 ? c : '_';
+  if (id.empty() || std::isdigit(static_cast<unsigned char>(id[0])) != 0) id.insert(0, "_");
+  return id;
+}
+
+/// Exact literals: hexadecimal floating point loses nothing.
+std::string number(double v, DType dtype) {
+  if (dtype == DType::i32) return fmt::format("{}", static_cast<std::int64_t>(v));
+  if (!std::isfinite(v)) {
+    const std::string type(emit::cpp_type(dtype));
+    if (std::isnan(v)) return fmt::format("std::numeric_limits<{}>::quiet_NaN()", type);
+    return fmt::format("{}std::numeric_limits<{}>::infinity()", v < 0 ? "-" : "", type);
+  }
+  return dtype == DType::f32 ? fmt::format("{:a}f", static_cast<float>(v)) : fmt::format("{:a}", v);
+}
+
+std::string dims(const Shape& shape) { return fmt::format("{}", fmt::join(shape.dims(), ", ")); }
+
+std::string dtype_cpp(DType dtype) { return fmt::format("xg::DType::{}", dtype); }
+
+std::string init_cpp(const Init& init) {
+  constexpr std::string_view kinds[] = {"constant", "normal", "uniform"};
+  return fmt::format("xg::Init{{xg::Init::Kind::{}, {}, {}}}", kinds[static_cast<int>(init.kind)], number(init.a, DType::f64),
+                     number(init.b, DType::f64));
+}
+
+std::string attrs_cpp(const Attrs& attrs) {
+  struct Spell {
+    std::string operator()(std::monostate) const { return "{}"; }
+    std::string operator()(const AxesAttr& a) const {
+      return fmt::format("xg::AxesAttr{{{{{}}}, {}}}", fmt::join(a.axes, ", "), a.keepdims);
+    }
+    std::string operator()(const AxisAttr& a) const { return fmt::format("xg::AxisAttr{{{}}}", a.axis); }
+    std::string operator()(const SliceAttr& a) const {
+      return fmt::format("xg::SliceAttr{{{}, {}, {}, {}, {}}}", a.axis, a.start, a.stop, a.step, a.extent);
+    }
+    std::string operator()(const MatmulAttr& a) const {
+      return fmt::format("xg::MatmulAttr{{{}, {}}}", a.transpose_a, a.transpose_b);
+    }
+    std::string operator()(const NormAttr& a) const {
+      return fmt::format("xg::NormAttr{{{}, {}, {}, {}}}", a.normalized_ndim, number(a.eps, DType::f64), a.has_gamma, a.has_beta);
+    }
+    std::string operator()(const IndexAttr& a) const {
+      const std::string ignore = a.ignore_index == std::numeric_limits<std::int64_t>::min()
+                                     ? "std::numeric_limits<std::int64_t>::min()"
+                                     : fmt::format("{}", a.ignore_index);
+      return fmt::format("xg::IndexAttr{{{}, {}, {}}}", a.axis, a.depth, ignore);
+    }
+    std::string operator()(const GeluAttr& a) const {
+      return fmt::format("xg::GeluAttr{{xg::GeluApprox::{}}}", a.approximate == GeluApprox::tanh ? "tanh" : "none");
+    }
+    std::string operator()(const DropoutAttr& a) const {
+      return fmt::format("xg::DropoutAttr{{{}, {}u}}", number(a.p, DType::f64), a.seed);
+    }
+    std::string operator()(const Init& a) const { return init_cpp(a); }
+  };
+  return std::visit(Spell{}, attrs);
+}
+
+std::string quoted(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + '"';
+}
+
+struct Parameter {
+  int node;
+  std::string name, member;
+};
+
+/// The whole translation: the graph, the names it gives to leaves, and the source-level
+/// declarations the step bodies need (constants, shapes, nodes), each written once.
+class Writer {
+ public:
+  explicit Writer(Graph& graph) : graph_(graph) {
+    for (int id = 0; id < graph.size(); ++id) {
+      const Node& n = graph.node(id);
+      if (n.op == &op_param) parameters_.push_back({id, n.name, identifier(n.name)});
+      if (n.op == &op_dropout_mask) dropout_slot_[id] = static_cast<int>(dropout_slot_.size());
+    }
+  }
+
+  const std::vector<Parameter>& parameters() const { return parameters_; }
+  const std::map<int, int>& dropout_slots() const { return dropout_slot_; }
+
+  /// The typed data pointer of node `id` in `program`, as an expression in a member function with
+  /// a local `arena` (`read_only`: in a const one).
+  std::string pointer(const ProgramImpl& program, int id, bool read_only = false) {
+    const Node& n = program.nodes[static_cast<std::size_t>(id)];
+    const std::string type(emit::cpp_type(n.dtype));
+    const Placement& at = program.placement[static_cast<std::size_t>(id)];
+    if (at.kind == Placement::Kind::arena) {
+      return fmt::format("reinterpret_cast<{}{}*>(arena + {})", read_only ? "const " : "", type, at.offset);
+    }
+    if (n.op == &op_param) return fmt::format("params.{}.data()", member_of(id));
+    const std::string constant = constant_name(id);
+    return read_only ? constant : fmt::format("const_cast<{}*>({})", type, constant);
+  }
+
+  /// The statements of one run of `program`.
+  std::string body(const ProgramImpl& program) {
+    std::string code;
+    bool may_throw = false;
+    for (const Step& step : program.steps) {
+      const Node& n = program.nodes[static_cast<std::size_t>(step.node)];
+      std::vector<EmitOperand> operands;
+      for (int in : n.inputs) {
+        const Node& operand = program.nodes[static_cast<std::size_t>(in)];
+        operands.push_back({pointer(program, in), &operand.shape, operand.dtype});
+      }
+      const EmitOperand out{pointer(program, step.node), &n.shape, n.dtype};
+      const auto slot = dropout_slot_.find(step.node);
+      const std::string seed = slot == dropout_slot_.end() ? "" : fmt::format("dropout_seeds_[{}]", slot->second);
+      std::string call = n.op->emit != nullptr ? n.op->emit({n, operands, out, "ctx", seed}) : std::string();
+      if (call.empty() && !seed.empty()) {
+        throw ValueError(fmt::format("generate_cpp: dropout node {} has no generated form", step.node));
+      }
+      code += fmt::format("  // %{} {} {} {}\n", step.node, n.op_name(), n.dtype, n.shape);
+      if (call.empty()) {
+        call = generic_call(program, step.node, operands, out);
+        may_throw = true;
+      }
+      for (std::size_t begin = 0; begin < call.size();) {
+        std::size_t end = call.find('\n', begin);
+        if (end == std::string::npos) end = call.size();
+        if (end > begin) code += fmt::format("  {}\n", std::string_view(call).substr(begin, end - begin));
+        begin = end + 1;
+      }
+    }
+    if (!may_throw) return code;
+    // A kernel that rejects its data (a label out of range) is named as Program::run names it.
+    return fmt::format("  const char* at = \"\";\n  try {{\n{}  }} catch (const xg::IndexError& e) {{\n"
+                       "    throw xg::IndexError(fmt::format(\"{{}}: {{}}\", at, e.what()));\n  }}\n",
+                       indent(code));
+  }
+
+  std::string declarations() const {
+    std::string out;
+    for (const auto& [id, text] : declared_) out += text;
+    return out;
+  }
+
+  std::string member_of(int id) const {
+    for (const Parameter& p : parameters_) {
+      if (p.node == id) return p.member;
+    }
+    throw ValueError(fmt::format("generate_cpp: node {} is not a parameter", id));
+  }
+
+ private:
+  static std::string indent(const std::string& code) {
+    std::string out;
+    for (std::size_t begin = 0; begin < code.size();) {
+      const std::size_t end = code.find('\n', begin);
+      out += "  " + code.substr(begin, end - begin + 1);
+      begin = end + 1;
+    }
+    return out;
+  }
+
+  std::string constant_name(int id) {
+    const std::string name = fmt::format("constant_{}", id);
+    if (declared_.contains({0, name})) return name;
+    const Tensor& value = graph_.value(graph_.var(id));
+    std::vector<std::string> values;
+    visit_dtype(value.dtype(), [&]<class T>() {
+      const T* data = static_cast<const T*>(value.data());
+      for (std::int64_t i = 0; i < value.numel(); ++i) values.push_back(number(static_cast<double>(data[i]), value.dtype()));
+    });
+    if (values.empty()) values.emplace_back("0");  // a zero-length array is not C++; nothing reads it
+    declared_[{0, name}] = fmt::format("alignas(64) const {} {}[] = {{{}}};  // {}\n", emit::cpp_type(value.dtype()), name,
+                                       fmt::join(values, ", "), value.shape());
+    return name;
+  }
+
+  std::string shape_name(const Shape& shape) {
+    std::string name = "shape";
+    for (std::int64_t d : shape) name += fmt::format("_{}", d);
+    if (!declared_.contains({1, name})) declared_[{1, name}] = fmt::format("const xg::Shape {}{{{}}};\n", name, dims(shape));
+    return name;
+  }
+
+  std::string node_name(int id, const Node& n) {
+    const std::string name = fmt::format("node_{}", id);
+    if (!declared_.contains({2, name})) {
+      declared_[{2, name}] = fmt::format("const xg::Node {}{{&xg::op_{}, {{}}, {}, {}, {}, {}}};\n", name, n.op_name(),
+                                         attrs_cpp(n.attrs), dtype_cpp(n.dtype), shape_name(n.shape), quoted(n.name));
+    }
+    return name;
+  }
+
+  std::string generic_call(const ProgramImpl& program, int id, const std::vector<EmitOperand>& operands,
+                           const EmitOperand& out) {
+    const Node& n = program.nodes[static_cast<std::size_t>(id)];
+    std::vector<std::string> buffers;
+    for (const EmitOperand& o : operands) buffers.push_back(fmt::format("{{{}, &{}, {}}}", o.pointer, shape_name(*o.shape), dtype_cpp(o.dtype)));
+    const std::string description = n.name.empty() ? fmt::format("node {} ({})", id, n.op_name())
+                                                   : fmt::format("node {} ({} '{}')", id, n.op_name(), n.name);
+    const std::string call = fmt::format("xg::op_{}.forward({}, {}, {{{}, &{}, {}}}, ctx);", n.op_name(), node_name(id, n),
+                                         fmt::format("std::span<const xg::Buffer>({})", buffers.empty() ? "" : fmt::format("in, {}", buffers.size())), out.pointer,
+                                         shape_name(n.shape), dtype_cpp(n.dtype));
+    if (buffers.empty()) return fmt::format("at = {};\n{}", quoted(description), call);
+    return fmt::format("at = {};\n{{\n  const xg::Buffer in[] = {{{}}};\n  {}\n}}", quoted(description),
+                       fmt::join(buffers, ", "), call);
+  }
+
+  Graph& graph_;
+  std::vector<Parameter> parameters_;
+  std::map<int, int> dropout_slot_;  // dropout node -> index into the model's drawn seeds
+  std::map<std::pair<int, std::string>, std::string> declared_;  // (kind, name) -> declaration, in kind order
+};
+
+bool is_identifier(std::string_view name) {
+  return !name.empty() && identifier(name) == name && name[0] != '_';
+}
+
+/// A fixed tensor type for a node: xg::FixedTensor<float, 8, 64>.
+std::string fixed_tensor(const Node& n) {
+  return n.shape.rank() == 0 ? fmt::format("xg::FixedTensor<{}>", emit::cpp_type(n.dtype))
+                             : fmt::format("xg::FixedTensor<{}, {}>", emit::cpp_type(n.dtype), dims(n.shape));
+}
+
+/// Copies the fed inputs into their arena slots, as Program::run does.
+std::string copy_inputs(const ProgramImpl& program) {
+  std::string code;
+  for (const InputSlot& slot : program.inputs) {
+    const Node& n = program.nodes[static_cast<std::size_t>(slot.node)];
+    if (!slot.needed || n.shape.numel() == 0) continue;
+    code += fmt::format("  std::memcpy(arena + {}, inputs.{}.data(), {});\n",
+                        program.placement[static_cast<std::size_t>(slot.node)].offset, identifier(n.name),
+                        static_cast<std::size_t>(n.shape.numel()) * size_of(n.dtype));
+  }
+  return code;
+}
+
+void check_spec(Graph& graph, const CodegenSpec& spec) {
+  if (!is_identifier(spec.class_name)) {
+    throw ValueError(fmt::format("generate_cpp: class name '{}' is not a C++ identifier", spec.class_name));
+  }
+  if (!spec.objective.valid() || &spec.objective.graph() != &graph || spec.objective.rank() != 0) {
+    throw ValueError("generate_cpp: the objective must be a scalar of this graph");
+  }
+  static const std::set<std::string, std::less<>> taken{"forward", "train_step", "gradients", "last_step", "save", "load",
+                                                         "load_parameters", "run_index", "optimizer_steps", "params",
+                                                         "description", "arena_bytes"};
+  std::set<std::string, std::less<>> names;
+  for (const auto& [name, var] : spec.outputs) {
+    if (!is_identifier(name) || taken.contains(name) || !names.insert(name).second) {
+      throw ValueError(fmt::format("generate_cpp: output name '{}' is not a free C++ identifier", name));
+    }
+    if (!var.valid() || &var.graph() != &graph) throw ValueError(fmt::format("generate_cpp: output '{}' is not of this graph", name));
+  }
+  if (spec.outputs.empty()) throw ValueError("generate_cpp: no outputs for forward()");
+}
+
+}  // namespace
+
+GeneratedSources generate_cpp(Graph& graph, const CodegenSpec& spec) {
+  check_spec(graph, spec);
+  const std::vector<Var> params = graph.params();
+  const std::vector<Var> grads = grad(graph, spec.objective, params);
+  std::vector<Var> forward_outputs;
+  for (const auto& output : spec.outputs) forward_outputs.push_back(output.second);
+  std::vector<Var> train_outputs{spec.objective};
+  train_outputs.insert(train_outputs.end(), grads.begin(), grads.end());
+  const Program forward = compile(graph, forward_outputs);
+  const Program train = compile(graph, train_outputs);
+  const ProgramImpl& fp = ProgramAccess::impl(forward);
+  const ProgramImpl& tp = ProgramAccess::impl(train);
+
+  Writer w(graph);
+  const std::string forward_body = w.body(fp), train_body = w.body(tp);
+  const std::string& C = spec.class_name;
+  const std::size_t arena_bytes = std::max(fp.memory.arena_bytes, tp.memory.arena_bytes);
+  std::int64_t scalars = 0;
+  for (Var p : params) scalars += p.shape().numel();
+
+  // ---- the header ----
+  std::string parameters, inputs, gradients, accessors;
+  for (const Parameter& p : w.parameters()) {
+    const Node& n = graph.node(p.node);
+    parameters += fmt::format("    {} {};  // {}\n", fixed_tensor(n), p.member, quoted(p.name));
+    gradients += fmt::format("    std::span<const {}> {};\n", emit::cpp_type(n.dtype), p.member);
+  }
+  for (Var in : graph.inputs()) {
+    inputs += fmt::format("    {} {};  // {}\n", fixed_tensor(in.node()), identifier(in.node().name), quoted(in.node().name));
+  }
+  for (const auto& [name, var] : spec.outputs) {
+    const std::string type(emit::cpp_type(var.dtype()));
+    accessors += var.rank() == 0 ? fmt::format("  {} {}() const;\n", type, name)
+                                 : fmt::format("  std::span<const {}> {}() const;  // {}\n", type, name, var.shape());
+  }
+  GeneratedSources out;
+  out.header = fmt::format(R"(// Generated by xgrad-codegen; do not edit. {description}
+#pragma once
+#include <xgrad/generated_model.hpp>
+
+namespace xg::generated {{
+
+/// {description}
+/// Every shape, stride and arena offset is a constant of this build.
+class {C} {{
+ public:
+  static constexpr std::string_view description = {quoted_description};
+  /// Bytes of the one arena that forward() and train_step() share.
+  static constexpr std::size_t arena_bytes = {arena_bytes};
+  static constexpr std::size_t forward_kernel_calls = {forward_calls}, train_step_kernel_calls = {train_calls};
+  static constexpr std::uint64_t train_step_matmul_flops = {flops};
+  static constexpr std::int64_t parameter_scalars = {scalars};
+
+  /// The trainable parameters in graph order; member names are the graph's with '.' as '_'.
+  struct Parameters {{
+{parameters}
+    /// Every parameter under its graph name, as checkpoints name it.
+    std::vector<xg::CheckpointTensor> named() const;
+  }};
+
+  /// What forward() and train_step() read.
+  struct Inputs {{
+{inputs}
+    /// Every input under its graph name, to fill by name.
+    std::vector<xg::CheckpointTensor> named();
+  }};
+
+  /// d objective / d parameter from the last train_step(), before its update: views into the arena,
+  /// valid until the next call.
+  struct Gradients {{
+{gradients}
+    /// Every gradient under its parameter's graph name.
+    std::vector<xg::CheckpointTensor> named() const;
+  }};
+
+  /// Parameters drawn as a Graph with this seed draws them; AdamW with these options.
+  explicit {C}(std::uint64_t seed = 0, xg::optim::AdamOptions adam = xg::optim::adamw(),
+      std::optional<double> clip_norm = 1.0);
+
+  /// Evaluation mode (no dropout). The outputs below hold its results until the next call.
+  void forward(const Inputs& inputs);
+{accessors}
+  /// Training mode: forward, backward, global-norm clipping and one AdamW update with learning
+  /// rate lr. Returns the objective before the update.
+  {objective_type} train_step(const Inputs& inputs, double lr);
+  const Gradients& gradients() const {{ return gradients_; }}
+  const xg::optim::StepInfo& last_step() const {{ return last_step_; }}
+
+  /// The checkpoint format of xg::Trainer: parameters, AdamW state and counters, plus `metadata`.
+  void save(const std::string& path, const std::map<std::string, std::string>& metadata = {{}}) const;
+  /// Restores what save() or Trainer::save wrote; returns the metadata.
+  std::map<std::string, std::string> load(const std::string& path);
+  /// Restores the parameters alone (from any checkpoint of this model, e.g. save_checkpoint(graph)).
+  void load_parameters(const std::string& path);
+
+  /// Training steps taken (dropout masks depend on it) and AdamW's step count.
+  std::uint64_t run_index() const {{ return run_index_; }}
+  std::int64_t optimizer_steps() const {{ return optimizer_steps_; }}
+
+  Parameters params;
+
+ private:
+  void run_forward(std::byte* arena, std::uint64_t run, bool training);
+  void run_train_step(std::byte* arena, std::uint64_t run, bool training);
+
+  xg::optim::AdamOptions adam_;
+  std::optional<double> clip_norm_;
+  Parameters exp_avg_, exp_avg_sq_;
+  Gradients gradients_;
+  xg::optim::StepInfo last_step_;
+  std::uint64_t run_index_ = 0;
+  std::int64_t optimizer_steps_ = 0;
+  std::array<std::uint64_t, {dropouts}> dropout_seeds_{{}};
+  xg::FixedArena<arena_bytes> arena_;
+}};
+
+}}  // namespace xg::generated
+)",
+      fmt::arg("description", spec.description), fmt::arg("quoted_description", quoted(spec.description)), fmt::arg("C", C),
+      fmt::arg("arena_bytes", arena_bytes), fmt::arg("forward_calls", fp.steps.size()), fmt::arg("train_calls", tp.steps.size()),
+      fmt::arg("flops", train.matmul_flops()), fmt::arg("scalars", scalars), fmt::arg("parameters", parameters),
+      fmt::arg("inputs", inputs), fmt::arg("gradients", gradients), fmt::arg("accessors", accessors),
+      fmt::arg("objective_type", emit::cpp_type(spec.objective.dtype())), fmt::arg("dropouts", w.dropout_slots().size()));
+
+  // ---- the source ----
+  std::string init, named, outputs, update;
+  for (int id = 0; id < graph.size(); ++id) {
+    const Node& n = graph.node(id);
+    if (n.op == &op_param) {
+      init += fmt::format("  xg::generated::initialize(rng, {}, params.{}.span());\n", init_cpp(std::get<Init>(n.attrs)), w.member_of(id));
+    } else if (n.op == &op_dropout_mask) {
+      init += fmt::format("  dropout_seeds_[{}] = rng();\n", w.dropout_slots().at(id));
+    }
+  }
+  std::string named_inputs;
+  for (Var in : graph.inputs()) {
+    named_inputs += fmt::format("      xg::generated::checkpoint_tensor({}, {}),\n", quoted(in.node().name), identifier(in.node().name));
+  }
+  std::string named_gradients;
+  for (const Parameter& p : w.parameters()) {
+    const Node& n = graph.node(p.node);
+    named_gradients += fmt::format("      {{{}, const_cast<{}*>({}.data()), {}, {{{}}}}},\n", quoted(p.name), emit::cpp_type(n.dtype),
+                                   p.member, dtype_cpp(n.dtype), dims(n.shape));
+  }
+  for (const Parameter& p : w.parameters()) named += fmt::format("      xg::generated::checkpoint_tensor({}, {}),\n", quoted(p.name), p.member);
+  for (const auto& [name, var] : spec.outputs) {
+    const std::string type(emit::cpp_type(var.dtype()));
+    const std::string pointer = w.pointer(fp, var.id(), true);
+    outputs += var.rank() == 0
+                   ? fmt::format("{} {}::{}() const {{\n  const std::byte* arena = arena_.data();\n  return *{};\n}}\n\n", type, C, name, pointer)
+                   : fmt::format("std::span<const {}> {}::{}() const {{\n  const std::byte* arena = arena_.data();\n  return {{{}, {}}};\n}}\n\n",
+                                 type, C, name, pointer, var.shape().numel());
+  }
+  std::vector<std::string> refs;
+  for (std::size_t k = 0; k < params.size(); ++k) {
+    const Parameter& p = w.parameters()[k];
+    const std::string type(emit::cpp_type(params[k].dtype()));
+    update += fmt::format("  gradients_.{} = std::span<const {}>({}, {});\n", p.member, type, w.pointer(tp, grads[k].id(), true),
+                          params[k].shape().numel());
+    refs.push_back(fmt::format("xg::TensorRef(gradients_.{0}.data(), {1}, decltype(params.{0})::shape)", p.member, dtype_cpp(params[k].dtype())));
+  }
+  update += fmt::format("  const std::array<xg::TensorRef, {}> grads{{{}}};\n", refs.size(), fmt::join(refs, ",\n      "));
+  update += "  last_step_ = xg::optim::clipping(grads, clip_norm_);\n  ++optimizer_steps_;\n";
+  for (std::size_t k = 0; k < params.size(); ++k) {
+    const std::string& m = w.parameters()[k].member;
+    update += fmt::format("  xg::optim::adam_update(params.{0}.span(), gradients_.{0}, exp_avg_.{0}.data(), exp_avg_sq_.{0}.data(), "
+                          "static_cast<{1}>(last_step_.clip_scale), lr, optimizer_steps_, adam_);\n",
+                          m, emit::cpp_type(params[k].dtype()));
+  }
+  const std::string objective_type(emit::cpp_type(spec.objective.dtype()));
+  out.source = fmt::format(R"(// Generated by xgrad-codegen; do not edit. {description}
+#include "{header}"
+
+#include "runtime/generated_support.hpp"
+
+namespace xg::generated {{
+namespace {{
+
+{declarations}
+}}  // namespace
+
+{C}::{C}(std::uint64_t seed, xg::optim::AdamOptions adam, std::optional<double> clip_norm)
+    : adam_(adam), clip_norm_(clip_norm) {{
+  // The draws of Graph(seed): every parameter's values and every dropout stream's seed, in graph order.
+  std::mt19937_64 rng(seed);
+{init}}}
+
+std::vector<xg::CheckpointTensor> {C}::Parameters::named() const {{
+  return {{
+{named}  }};
+}}
+
+std::vector<xg::CheckpointTensor> {C}::Gradients::named() const {{
+  return {{
+{named_gradients}  }};
+}}
+
+std::vector<xg::CheckpointTensor> {C}::Inputs::named() {{
+  return {{
+{named_inputs}  }};
+}}
+
+void {C}::run_forward(std::byte* arena, std::uint64_t run, bool training) {{
+  [[maybe_unused]] const xg::RunContext ctx{{run, training}};
+{forward_body}}}
+
+void {C}::run_train_step(std::byte* arena, std::uint64_t run, bool training) {{
+  [[maybe_unused]] const xg::RunContext ctx{{run, training}};
+{train_body}}}
+
+void {C}::forward(const Inputs& inputs) {{
+  std::byte* const arena = arena_.data();
+{forward_inputs}  run_forward(arena, run_index_, false);
+}}
+
+{outputs}{objective_type} {C}::train_step(const Inputs& inputs, double lr) {{
+  std::byte* const arena = arena_.data();
+{train_inputs}  run_train_step(arena, run_index_, true);
+  ++run_index_;
+  const {objective_type} objective = *{objective};
+{update}  return objective;
+}}
+
+void {C}::save(const std::string& path, const std::map<std::string, std::string>& metadata) const {{
+  xg::CheckpointContents contents =
+      xg::generated::checkpoint_contents(params, &exp_avg_, &exp_avg_sq_, adam_, optimizer_steps_, run_index_);
+  contents.metadata = metadata;
+  xg::save_checkpoint(path, contents);
+}}
+
+std::map<std::string, std::string> {C}::load(const std::string& path) {{
+  xg::LoadedState loaded = xg::load_checkpoint(
+      path, xg::generated::checkpoint_contents(params, &exp_avg_, &exp_avg_sq_, adam_, optimizer_steps_, run_index_));
+  run_index_ = loaded.run_index;
+  optimizer_steps_ = loaded.optimizer_steps;
+  return std::move(loaded.metadata);
+}}
+
+void {C}::load_parameters(const std::string& path) {{
+  xg::load_checkpoint(path, xg::generated::checkpoint_contents<Parameters>(params, nullptr, nullptr, adam_, 0, 0));
+}}
+
+}}  // namespace xg::generated
+)",
+      fmt::arg("description", spec.description), fmt::arg("header", spec.header_include), fmt::arg("declarations", w.declarations()),
+      fmt::arg("C", C), fmt::arg("init", init), fmt::arg("named", named), fmt::arg("named_inputs", named_inputs), fmt::arg("named_gradients", named_gradients), fmt::arg("forward_body", forward_body),
+      fmt::arg("train_body", train_body), fmt::arg("forward_inputs", copy_inputs(fp)), fmt::arg("outputs", outputs),
+      fmt::arg("objective_type", objective_type), fmt::arg("train_inputs", copy_inputs(tp)),
+      fmt::arg("objective", w.pointer(tp, spec.objective.id(), true)), fmt::arg("update", update));
+  return out;
+}
+
+}  // namespace xg
