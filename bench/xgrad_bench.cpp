@@ -11,27 +11,15 @@
 #include <cblas.h>
 #include <fmt/format.h>
 
+#include "timing.hpp"
 #include "workloads.hpp"
 
 using namespace xg;
-using Clock = std::chrono::steady_clock;
+using bench::Clock;
+using bench::median_ms;
+using bench::ms_since;
 
 namespace {
-
-double ms_since(Clock::time_point start) { return std::chrono::duration<double, std::milli>(Clock::now() - start).count(); }
-
-template <class F>
-double median_ms(int warmup, int steps, F&& f) {
-  for (int i = 0; i < warmup; ++i) f();
-  std::vector<double> times;
-  for (int i = 0; i < steps; ++i) {
-    const auto start = Clock::now();
-    f();
-    times.push_back(ms_since(start));
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
 
 void run(bench::Workload& w, int warmup, int steps, bool profile) {
   const auto compile_start = Clock::now();

@@ -2,18 +2,16 @@
 // (examples/data/lighthouse.txt, or --text FILE). Windows of random length are padded to the model's
 // length, so the loss mask is at work. Prints how the loss falls, then samples text.
 #include <algorithm>
-#include <array>
 #include <charconv>
 #include <cmath>
-#include <fstream>
 #include <random>
-#include <sstream>
 #include <string_view>
 
 #include <fmt/format.h>
 
 #include <xgrad/xgrad.hpp>
 
+#include "char_text.hpp"
 #include "graph/decoder_lm.hpp"
 
 using namespace xg;
@@ -50,40 +48,12 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-/// Characters <-> token ids; id 0 is padding.
-struct Alphabet {
-  std::array<std::int32_t, 256> id{};
-  std::string chars{'\0'};
-  explicit Alphabet(std::string_view text) {
-    for (unsigned char c : text) {
-      if (id[c] == 0) {
-        id[c] = static_cast<std::int32_t>(chars.size());
-        chars += static_cast<char>(c);
-      }
-    }
-  }
-  std::int64_t size() const { return static_cast<std::int64_t>(chars.size()); }
-};
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    fmt::print(stderr, "char_lm: cannot read {}\n", path);
-    std::exit(1);
-  }
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   const Options o = parse(argc, argv);
-  const std::string text = read_file(o.text_path);
-  const Alphabet alphabet(text);
-  std::vector<std::int32_t> ids;
-  for (unsigned char c : text) ids.push_back(alphabet.id[c]);
+  const std::string text = examples::read_text(o.text_path, "char_lm");
+  const examples::Alphabet alphabet(text);
 
   models::DecoderLMConfig c;
   c.model.d_model = 96;
@@ -97,7 +67,7 @@ int main(int argc, char** argv) {
   c.tied_output = false;  // N(0, 1) embedding rows would make tied logits start far too large
   c.batch = 16;
   c.seq_len = 64;
-  if (static_cast<std::int64_t>(ids.size()) <= c.seq_len + 1) {
+  if (static_cast<std::int64_t>(text.size()) <= c.seq_len + 1) {
     fmt::print(stderr, "char_lm: the text needs more than {} characters\n", c.seq_len + 1);
     return 1;
   }
@@ -112,22 +82,15 @@ int main(int argc, char** argv) {
              static_cast<double>(trainer.program().memory().arena_bytes) / (1 << 20));
 
   std::mt19937_64 rng(o.seed);
-  const std::size_t S = static_cast<std::size_t>(c.seq_len);
-  std::uniform_int_distribution<std::size_t> start(0, ids.size() - S - 1);
-  std::uniform_int_distribution<std::size_t> length(S / 4, S);
+  examples::TextWindows windows(alphabet.encode(text), c.seq_len);
   const optim::WarmupCosine schedule{3e-3, 50, o.steps, 1e-4};
   const std::int64_t report_every = std::max<std::int64_t>(1, o.steps / 6);
   std::vector<std::pair<std::int64_t, double>> segments;
   double segment_loss = 0.0;
   ProgressLine progress(o.steps);
   for (std::int64_t step = 0; step < o.steps; ++step) {
-    std::vector<std::vector<std::int32_t>> inputs, targets;
-    for (std::int64_t b = 0; b < c.batch; ++b) {
-      const std::size_t at = start(rng), n = length(rng);
-      inputs.emplace_back(ids.begin() + static_cast<std::ptrdiff_t>(at), ids.begin() + static_cast<std::ptrdiff_t>(at + n));
-      targets.emplace_back(ids.begin() + static_cast<std::ptrdiff_t>(at + 1), ids.begin() + static_cast<std::ptrdiff_t>(at + n + 1));
-    }
-    const PaddedBatch in = pad_sequences(inputs, c.seq_len, 0), out = pad_sequences(targets, c.seq_len, 0);
+    const auto batch = windows.draw(rng, c.batch);
+    const PaddedBatch &in = batch.inputs, &out = batch.labels;
     const double loss =
         trainer.step({{m.tokens, in.tokens}, {m.lengths, in.lengths}, {m.labels, out.tokens}}, schedule(step));
     progress.update(step, loss, xt::sum(in.lengths)());
@@ -143,28 +106,13 @@ int main(int argc, char** argv) {
   for (const auto& [step, loss] : segments) fmt::print("  up to step {:>5}: {:.3f}\n", step, loss);
 
   // Sampling: every row of the batch continues the prompt; the window slides once it is full.
-  const std::string prompt = "The keeper ";
-  std::vector<std::string> samples(static_cast<std::size_t>(c.batch), prompt);
-  const xt::xarray<std::int32_t> no_labels = xt::zeros<std::int32_t>({static_cast<std::size_t>(c.batch), S});
+  const examples::Sampler text_sampler(alphabet, c.seq_len, o.temperature);
+  std::vector<std::string> samples(static_cast<std::size_t>(c.batch), "The keeper ");
+  const xt::xarray<std::int32_t> no_labels = xt::zeros<std::int32_t>({static_cast<std::size_t>(c.batch), static_cast<std::size_t>(c.seq_len)});
   for (std::int64_t k = 0; k < o.sample_chars; ++k) {
-    std::vector<std::vector<std::int32_t>> windows;
-    for (const std::string& s : samples) {
-      std::vector<std::int32_t> w;
-      for (std::size_t i = s.size() > S ? s.size() - S : 0; i < s.size(); ++i) w.push_back(alphabet.id[static_cast<unsigned char>(s[i])]);
-      windows.push_back(std::move(w));
-    }
-    const PaddedBatch in = pad_sequences(windows, c.seq_len, 0);
+    const PaddedBatch in = text_sampler.windows(samples);
     sampler.run({{m.tokens, in.tokens}, {m.lengths, in.lengths}, {m.labels, no_labels}});
-    const TensorRef logits = sampler.view(m.logits);
-    for (std::size_t b = 0; b < samples.size(); ++b) {
-      const float* row = static_cast<const float*>(logits.data) +
-                         (b * S + static_cast<std::size_t>(in.lengths(b) - 1)) * static_cast<std::size_t>(alphabet.size());
-      std::vector<double> weights(static_cast<std::size_t>(alphabet.size()));
-      const float top = *std::max_element(row + 1, row + alphabet.size());
-      for (std::size_t v = 1; v < weights.size(); ++v) weights[v] = std::exp((row[v] - top) / o.temperature);
-      std::discrete_distribution<std::size_t> pick(weights.begin(), weights.end());
-      samples[b] += alphabet.chars[pick(rng)];
-    }
+    text_sampler.extend(samples, in, static_cast<const float*>(sampler.view(m.logits).data), alphabet.size(), rng);
   }
   fmt::print("samples (temperature {}):\n", o.temperature);
   for (std::size_t b = 0; b < 2; ++b) fmt::print("---\n{}\n", samples[b]);

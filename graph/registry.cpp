@@ -156,4 +156,28 @@ BuiltModel build_model(Graph& g, const ModelRecipe& recipe) {
   return {{{"logits", m.logits}, {"objective", m.objective}}, m.objective};
 }
 
+xt::xarray<std::int32_t> random_input(const ModelRecipe& recipe, const Node& input, std::mt19937& rng) {
+  const Settings s(recipe);
+  const std::string& name = input.name;
+  std::int64_t low = 0, high = 0;  // [low, high)
+  if (name.ends_with("lengths")) {
+    const bool source = name.starts_with("src");
+    low = 1;
+    if (recipe.family == "decoder_lm") high = 1 + s.integer("seq", DecoderLMConfig{}.seq_len);
+    else if (recipe.family == "encoder_classifier") high = 1 + s.integer("seq", EncoderClassifierConfig{}.seq_len);
+    else high = 1 + (source ? s.integer("src_len", Seq2SeqConfig{}.src_len) : s.integer("tgt_len", Seq2SeqConfig{}.tgt_len));
+  } else if (recipe.family == "encoder_classifier") {
+    high = name == "labels" ? s.integer("classes", EncoderClassifierConfig{}.classes) : s.integer("vocab", EncoderClassifierConfig{}.vocab);
+  } else if (recipe.family == "seq2seq") {
+    high = name.starts_with("src") ? s.integer("src_vocab", Seq2SeqConfig{}.src_vocab) : s.integer("tgt_vocab", Seq2SeqConfig{}.tgt_vocab);
+  } else {
+    high = s.integer("vocab", DecoderLMConfig{}.vocab);
+  }
+  if (high <= low) throw ValueError(fmt::format("random_input: no valid values for input '{}' of {}", name, recipe.family));
+  xt::xarray<std::int32_t> values = xt::zeros<std::int32_t>(std::vector<std::size_t>(input.shape.begin(), input.shape.end()));
+  std::uniform_int_distribution<std::int64_t> pick(low, high - 1);
+  for (auto& v : values) v = static_cast<std::int32_t>(pick(rng));
+  return values;
+}
+
 }  // namespace xg::models

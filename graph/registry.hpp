@@ -3,6 +3,7 @@
 // "vocab=16 d_model=32 heads=4 layers=2 batch=4 seq=12": what xgrad-codegen reads from
 // graph/meson.build, and what tests use to build the same graph in-process.
 #include <map>
+#include <random>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -31,5 +32,9 @@ struct BuiltModel {
 
 /// Adds the model to `g` (whose float type should be recipe.float_type).
 BuiltModel build_model(Graph& g, const ModelRecipe& recipe);
+
+/// Valid random values for an input of the recipe's graph (tokens below their vocabulary, lengths
+/// in [1, S], labels below the class count): what tests and benchmarks feed.
+xt::xarray<std::int32_t> random_input(const ModelRecipe& recipe, const Node& input, std::mt19937& rng);
 
 }  // namespace xg::models

@@ -28,31 +28,6 @@ models::ModelRecipe recipe_of(std::string_view description) {
   return models::parse_recipe(description.substr(0, space), description.substr(space + 1));
 }
 
-std::int64_t setting(const models::ModelRecipe& r, const std::string& key) { return std::stoll(r.settings.at(key)); }
-
-/// Valid random values for an input of the model: token ids below the vocabulary, lengths in
-/// [1, S], labels below the class count.
-xt::xarray<std::int32_t> random_input(const models::ModelRecipe& r, const Node& input, std::mt19937& rng) {
-  std::vector<std::size_t> shape(input.shape.begin(), input.shape.end());
-  xt::xarray<std::int32_t> values = xt::zeros<std::int32_t>(shape);
-  std::int64_t high = 0, low = 0;
-  const std::string& name = input.name;
-  if (name.ends_with("lengths")) {
-    const std::string key = r.family == "seq2seq" ? (name.starts_with("src") ? "src_len" : "tgt_len") : "seq";
-    low = 1;
-    high = setting(r, key) + 1;
-  } else if (r.family == "encoder_classifier") {
-    high = setting(r, name == "labels" ? "classes" : "vocab");
-  } else if (r.family == "seq2seq") {
-    high = setting(r, name.starts_with("src") ? "src_vocab" : "tgt_vocab");
-  } else {
-    high = setting(r, "vocab");
-  }
-  std::uniform_int_distribution<std::int64_t> pick(low, high - 1);
-  for (auto& v : values) v = static_cast<std::int32_t>(pick(rng));
-  return values;
-}
-
 bool same_bits(const void* a, const void* b, std::size_t bytes) { return std::memcmp(a, b, bytes) == 0; }
 
 std::size_t bytes_of(const CheckpointTensor& t) {
@@ -82,7 +57,7 @@ struct Pair {
     arrays.reserve(named.size());
     for (const CheckpointTensor& slot : named) {
       const Var var = graph.find(slot.name);
-      arrays.push_back(random_input(recipe, var.node(), rng));
+      arrays.push_back(models::random_input(recipe, var.node(), rng));
       std::memcpy(slot.data, arrays.back().data(), bytes_of(slot));
     }
     for (std::size_t k = 0; k < named.size(); ++k) feeds.push_back({graph.find(named[k].name), arrays[k]});

@@ -1,0 +1,89 @@
+// Generated (build-time compiled) against interpreted (Program) on the same graphs: a model so tiny
+// that per-call overhead shows (TinyLM) and one with W1's shapes (GptTiny), both listed in
+// graph/meson.build. Training step (forward + backward + clipping + AdamW) and evaluation forward,
+// alternating the two in rounds; each figure is the median over rounds of the median of --steps.
+//   codegen_bench [--steps N] [--rounds R]
+#include <charconv>
+#include <cstring>
+#include <random>
+#include <string_view>
+
+#include <fmt/format.h>
+#include <xgrad/xgrad.hpp>
+
+#include "gpt_tiny.hpp"
+#include "graph/registry.hpp"
+#include "timing.hpp"
+#include "tiny_lm.hpp"
+
+using namespace xg;
+
+namespace {
+
+struct Times {
+  std::vector<double> interpreted_step, generated_step, interpreted_forward, generated_forward;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+template <class Model>
+void compare(std::string_view label, int steps, int rounds) {
+  const auto recipe = models::parse_recipe(Model::description.substr(0, Model::description.find(' ')),
+                                           Model::description.substr(Model::description.find(' ') + 1));
+  Graph graph(1, recipe.float_type);
+  const models::BuiltModel built = models::build_model(graph, recipe);
+  Trainer trainer(graph, built.objective, optim::adamw_factory());
+  std::vector<Var> outputs;
+  for (const auto& output : built.outputs) outputs.push_back(output.second);
+  Program forward = compile(graph, outputs);
+
+  Model model(1);
+  typename Model::Inputs inputs;
+  std::vector<xt::xarray<std::int32_t>> arrays;
+  std::vector<Feed> feeds;
+  std::mt19937 rng(3);
+  for (CheckpointTensor& slot : inputs.named()) {
+    arrays.push_back(models::random_input(recipe, graph.find(slot.name).node(), rng));
+    std::memcpy(slot.data, arrays.back().data(), arrays.back().size() * sizeof(std::int32_t));
+  }
+  for (std::size_t k = 0; k < arrays.size(); ++k) feeds.push_back({graph.find(inputs.named()[k].name), arrays[k]});
+
+  Times t;
+  const int warmup = 3;
+  for (int round = 0; round < rounds; ++round) {
+    t.interpreted_step.push_back(bench::median_ms(warmup, steps, [&] { trainer.step(feeds, 1e-4); }));
+    t.generated_step.push_back(bench::median_ms(warmup, steps, [&] { model.train_step(inputs, 1e-4); }));
+    t.interpreted_forward.push_back(bench::median_ms(warmup, steps, [&] { forward.run(feeds); }));
+    t.generated_forward.push_back(bench::median_ms(warmup, steps, [&] { model.forward(inputs); }));
+  }
+  const double is = median(t.interpreted_step), gs = median(t.generated_step);
+  const double ifw = median(t.interpreted_forward), gfw = median(t.generated_forward);
+  fmt::print("{:<8} {:>7} {:>6} {:>12.1f} {:>12.1f} {:>7.3f} {:>12.1f} {:>12.1f} {:>7.3f} {:>10.2f}\n", label,
+             Model::parameter_scalars, Model::train_step_kernel_calls, is * 1e3, gs * 1e3, gs / is, ifw * 1e3, gfw * 1e3,
+             gfw / ifw, static_cast<double>(Model::arena_bytes) / (1 << 20));
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int steps = 50, rounds = 5;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string_view flag = argv[i], value = argv[i + 1];
+    int number = 0;
+    if (std::from_chars(value.data(), value.data() + value.size(), number).ec != std::errc() || number <= 0) number = -1;
+    if (flag == "--steps" && number > 0) steps = number;
+    else if (flag == "--rounds" && number > 0) rounds = number;
+    else {
+      fmt::print(stderr, "usage: codegen_bench [--steps N] [--rounds R]\n");
+      return 2;
+    }
+  }
+  fmt::print("{:<8} {:>7} {:>6} {:>12} {:>12} {:>7} {:>12} {:>12} {:>7} {:>10}\n", "model", "params", "calls",
+             "interp us", "generated us", "ratio", "interp fwd", "gen fwd", "ratio", "arena MiB");
+  compare<generated::TinyLM>("tiny", steps * 10, rounds);
+  compare<generated::GptTiny>("small", steps, rounds);
+}
