@@ -3,22 +3,23 @@
 
 #include "kernels/layer_norm.hpp"
 #include "ops/builder_util.hpp"
+#include "ops/emit_util.hpp"
 #include "xgrad/ops.hpp"
 
 namespace xg {
 namespace {
 
 /// (rows, row length) of x normalized over its last `normalized_ndim` axes.
-std::pair<std::int64_t, std::int64_t> rows_of(const Buffer& x, int normalized_ndim) {
+std::pair<std::int64_t, std::int64_t> rows_of(const Shape& x, int normalized_ndim) {
   std::int64_t n = 1;
-  const auto dims = x.dims();
+  const auto& dims = x.dims();
   for (std::size_t i = dims.size() - static_cast<std::size_t>(normalized_ndim); i < dims.size(); ++i) n *= dims[i];
   return {n == 0 ? 0 : x.numel() / n, n};
 }
 
 void layer_norm_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
   const auto& attr = std::get<NormAttr>(node.attrs);
-  const auto shape = rows_of(in[0], attr.normalized_ndim);  // captured below: no structured binding
+  const auto shape = rows_of(*in[0].shape, attr.normalized_ndim);  // captured below: no structured binding
   const std::int64_t rows = shape.first, n = shape.second;
   visit_float(out.dtype, [&]<class T>() {
     const T* gamma = attr.has_gamma ? in[1].as<T>() : nullptr;
@@ -29,11 +30,30 @@ void layer_norm_kernel(const Node& node, std::span<const Buffer> in, const Buffe
 
 void layer_norm_grad_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
   const auto& attr = std::get<NormAttr>(node.attrs);
-  const auto shape = rows_of(in[0], attr.normalized_ndim);  // captured below: no structured binding
+  const auto shape = rows_of(*in[0].shape, attr.normalized_ndim);  // captured below: no structured binding
   const std::int64_t rows = shape.first, n = shape.second;
   visit_float(out.dtype, [&]<class T>() {
     kernels::layer_norm_backward(in[0].as<T>(), in[1].as<T>(), out.as<T>(), rows, n, static_cast<T>(attr.eps));
   });
+}
+
+// Generated code: the same row kernels, with rows, row length and eps as constants.
+std::string emit_layer_norm(const EmitArgs& a) {
+  const auto& attr = std::get<NormAttr>(a.node.attrs);
+  const auto [rows, n] = rows_of(*a.inputs[0].shape, attr.normalized_ndim);
+  const std::string type(emit::cpp_type(a.output.dtype));
+  const std::string none = fmt::format("static_cast<const {}*>(nullptr)", type);
+  const std::string gamma = attr.has_gamma ? a.inputs[1].pointer : none;
+  const std::string beta = attr.has_beta ? a.inputs[attr.has_gamma ? 2 : 1].pointer : none;
+  return fmt::format("xg::kernels::layer_norm_forward({}, {}, {}, {}, {}, {}, static_cast<{}>({:a}));", a.inputs[0].pointer,
+                     gamma, beta, a.output.pointer, rows, n, type, attr.eps);
+}
+
+std::string emit_layer_norm_grad(const EmitArgs& a) {
+  const auto& attr = std::get<NormAttr>(a.node.attrs);
+  const auto [rows, n] = rows_of(*a.inputs[0].shape, attr.normalized_ndim);
+  return fmt::format("xg::kernels::layer_norm_backward({}, {}, {}, {}, {}, static_cast<{}>({:a}));", a.inputs[0].pointer,
+                     a.inputs[1].pointer, a.output.pointer, rows, n, emit::cpp_type(a.output.dtype), attr.eps);
 }
 
 std::vector<Var> vjp_layer_norm(const VjpArgs& a) {
@@ -54,9 +74,11 @@ std::vector<Var> vjp_layer_norm(const VjpArgs& a) {
 
 }  // namespace
 
-const OpDef op_layer_norm{.name = "layer_norm", .forward = layer_norm_kernel, .vjp = vjp_layer_norm};
+const OpDef op_layer_norm{.name = "layer_norm", .forward = layer_norm_kernel, .vjp = vjp_layer_norm,
+                          .emit = emit_layer_norm};
 // A fused backward kernel without a rule of its own: layer_norm is differentiable once.
-const OpDef op_layer_norm_grad{.name = "layer_norm_grad", .forward = layer_norm_grad_kernel};
+const OpDef op_layer_norm_grad{.name = "layer_norm_grad", .forward = layer_norm_grad_kernel,
+                               .emit = emit_layer_norm_grad};
 
 Var layer_norm(Var x, int normalized_ndim, double eps, std::optional<Var> gamma, std::optional<Var> beta) {
   detail::same_graph("layer_norm", {x});

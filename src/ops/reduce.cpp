@@ -3,8 +3,9 @@
 #include <limits>
 
 #include "kernels/broadcast.hpp"
-#include "kernels/simd.hpp"
+#include "kernels/reduce.hpp"
 #include "ops/builder_util.hpp"
+#include "ops/emit_util.hpp"
 #include "xgrad/ops.hpp"
 
 namespace xg {
@@ -24,6 +25,12 @@ KeptDims kept_dims(const Buffer& in, const AxesAttr& attr) {
   return k;
 }
 
+Shape kept_shape(const Shape& in, const std::vector<int>& axes) {
+  Shape s = in;
+  for (int axis : axes) s[axis] = 1;
+  return s;
+}
+
 // The output is seen as an operand broadcast over the input, so one row walk serves every axis set:
 // a row along a reduced axis collapses to one element, a row along a kept axis updates a row.
 template <bool IsMax>
@@ -31,32 +38,24 @@ void reduce_kernel(const Node& node, std::span<const Buffer> in, const Buffer& o
   visit_dtype(out.dtype, [&]<class T>() {
     const T* x = in[0].as<T>();
     T* y = out.as<T>();
-    const T init = IsMax ? std::numeric_limits<T>::lowest() : T(0);
-    std::fill(y, y + out.numel(), init);
+    std::fill(y, y + out.numel(), kernels::reduce_identity<IsMax, T>());
     const KeptDims kept = kept_dims(in[0], std::get<AxesAttr>(node.attrs));
     kernels::for_each_row<1>(in[0].dims(), {kept.span()}, [&](const auto& at, const auto& step, std::int64_t n) {
-      const T* row = x + at[0];
-      T* target = y + at[1];
-      if (step[1] == 0) {
-        if constexpr (IsMax) {
-          const T m = kernels::reduce_max(row, n);
-          *target = m > *target ? m : *target;
-        } else {
-          *target += kernels::reduce_sum(row, n);
-        }
-      } else if constexpr (IsMax) {
-        for (std::int64_t i = 0; i < n; ++i) target[i] = row[i] > target[i] ? row[i] : target[i];
-      } else {
-        kernels::map_binary(target, 1, row, 1, target, n, [](auto a, auto b) { return a + b; });
-      }
+      kernels::reduce_row<IsMax>(x + at[0], y + at[1], step[1], n);
     });
   });
 }
 
-Shape kept_shape(const Shape& in, const std::vector<int>& axes) {
-  Shape s = in;
-  for (int axis : axes) s[axis] = 1;
-  return s;
+template <bool IsMax>
+std::string emit_reduce(const EmitArgs& a) {
+  const Shape& x = *a.inputs[0].shape;
+  if (x.numel() == 0) return {};
+  const Shape kept = kept_shape(x, std::get<AxesAttr>(a.node.attrs).axes);
+  const auto rows = emit::rows_of<1>(x.dims(), {kept.dims()});
+  const auto outer = emit::outer_strides(rows);
+  if (!outer || rows[0].step[0] != 1) return {};
+  return fmt::format("xg::kernels::reduce_rows<{}>({}, {}, {}, {}, {}, {}, {}, {});", IsMax, a.inputs[0].pointer, (*outer)[0],
+                     a.output.pointer, (*outer)[1], rows[0].step[1], rows.size(), rows[0].n, a.output.shape->numel());
 }
 
 /// g (the reduced output's gradient) spread back over x's shape.
@@ -96,8 +95,8 @@ Var reduce(const OpDef& op, Var x, std::vector<int> axes, bool keepdims) {
 
 }  // namespace
 
-const OpDef op_sum{.name = "sum", .forward = reduce_kernel<false>, .vjp = vjp_sum};
-const OpDef op_max{.name = "max", .forward = reduce_kernel<true>, .vjp = vjp_max};
+const OpDef op_sum{.name = "sum", .forward = reduce_kernel<false>, .vjp = vjp_sum, .emit = emit_reduce<false>};
+const OpDef op_max{.name = "max", .forward = reduce_kernel<true>, .vjp = vjp_max, .emit = emit_reduce<true>};
 
 Var sum(Var x, std::vector<int> axes, bool keepdims) { return reduce(op_sum, x, std::move(axes), keepdims); }
 Var max(Var x, std::vector<int> axes, bool keepdims) { return reduce(op_max, x, std::move(axes), keepdims); }

@@ -6,6 +6,7 @@
 #include "kernels/broadcast.hpp"
 #include "kernels/strided.hpp"
 #include "ops/builder_util.hpp"
+#include "ops/emit_util.hpp"
 #include "xgrad/ops.hpp"
 
 namespace xg {
@@ -30,6 +31,22 @@ void permute_kernel(const Node& node, std::span<const Buffer> in, const Buffer& 
   visit_dtype(out.dtype, [&]<class T>() {
     copy_strided(in[0].as<T>(), src_strides.data(), out.as<T>(), dst_strides.data(), out.dims());
   });
+}
+
+// The same strided copy with its strides as constants of the build.
+std::string emit_permute(const EmitArgs& a) {
+  const auto& perm = std::get<AxesAttr>(a.node.attrs).axes;
+  if (perm.empty()) return {};
+  const auto in_strides = contiguous_strides(a.inputs[0].shape->dims());
+  std::vector<std::int64_t> src_strides;
+  for (int axis : perm) src_strides.push_back(in_strides[static_cast<std::size_t>(axis)]);
+  const auto dst = contiguous_strides(a.output.shape->dims());
+  const std::span<const std::int64_t> dst_strides(dst.data(), perm.size());
+  return fmt::format(
+      "{{\n  static constexpr std::int64_t source_strides[] = {{{}}}, target_strides[] = {{{}}}, dims[] = {{{}}};\n"
+      "  xg::kernels::copy_strided({}, source_strides, {}, target_strides, std::span<const std::int64_t>(dims));\n}}",
+      fmt::join(src_strides, ", "), fmt::join(dst_strides, ", "), fmt::join(a.output.shape->dims(), ", "), a.inputs[0].pointer,
+      a.output.pointer);
 }
 
 void broadcast_kernel(const Node&, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
@@ -115,7 +132,7 @@ Grads vjp_concat(const VjpArgs& a) {
 }  // namespace
 
 const OpDef op_reshape{.name = "reshape", .forward = copy_forward, .vjp = vjp_reshape, .alias = true};
-const OpDef op_permute{.name = "permute", .forward = permute_kernel, .vjp = vjp_permute};
+const OpDef op_permute{.name = "permute", .forward = permute_kernel, .vjp = vjp_permute, .emit = emit_permute};
 const OpDef op_broadcast_to{.name = "broadcast_to", .forward = broadcast_kernel, .vjp = vjp_broadcast};
 const OpDef op_slice{.name = "slice", .forward = slice_kernel, .vjp = vjp_slice};
 const OpDef op_slice_scatter{.name = "slice_scatter", .forward = slice_scatter_kernel, .vjp = vjp_slice_scatter};

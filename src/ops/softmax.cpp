@@ -4,6 +4,7 @@
 #include "kernels/broadcast.hpp"
 #include "kernels/softmax.hpp"
 #include "ops/builder_util.hpp"
+#include "ops/emit_util.hpp"
 #include "xgrad/ops.hpp"
 
 namespace xg {
@@ -15,6 +16,13 @@ void softmax_kernel(const Node& node, std::span<const Buffer> in, const Buffer& 
   visit_float(out.dtype, [&]<class T>() {
     kernels::softmax_rows<Log>(in[0].as<T>(), out.as<T>(), split.outer, split.extent, split.inner);
   });
+}
+
+template <bool Log>
+std::string emit_softmax(const EmitArgs& a) {
+  const auto split = kernels::split_at(a.inputs[0].shape->dims(), std::get<AxisAttr>(a.node.attrs).axis);
+  return fmt::format("xg::kernels::softmax_rows<{}>({}, {}, {}, {}, {});", Log, a.inputs[0].pointer, a.output.pointer,
+                     split.outer, split.extent, split.inner);
 }
 
 // softmax: y (g - sum(g y));  log_softmax: g - exp(y) sum(g). Both are ops, so they differentiate again.
@@ -36,8 +44,10 @@ Var softmax_like(const OpDef& op, Var x, int axis) {
 
 }  // namespace
 
-const OpDef op_softmax{.name = "softmax", .forward = softmax_kernel<false>, .vjp = vjp_softmax, .elementwise = true};
-const OpDef op_log_softmax{.name = "log_softmax", .forward = softmax_kernel<true>, .vjp = vjp_log_softmax, .elementwise = true};
+const OpDef op_softmax{.name = "softmax", .forward = softmax_kernel<false>, .vjp = vjp_softmax, .elementwise = true,
+                        .emit = emit_softmax<false>};
+const OpDef op_log_softmax{.name = "log_softmax", .forward = softmax_kernel<true>, .vjp = vjp_log_softmax,
+                            .elementwise = true, .emit = emit_softmax<true>};
 
 Var softmax(Var x, int axis) { return softmax_like(op_softmax, x, axis); }
 Var log_softmax(Var x, int axis) { return softmax_like(op_log_softmax, x, axis); }

@@ -5,6 +5,7 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 
 #include <fmt/format.h>
@@ -12,6 +13,10 @@
 #include "kernels/dropout.hpp"
 #include "kernels/functors.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/layer_norm.hpp"
+#include "kernels/reduce.hpp"
 #include "kernels/simd.hpp"
+#include "kernels/softmax.hpp"
+#include "kernels/strided.hpp"
 #include "ops/op_def.hpp"
 #include "xgrad/generated_model.hpp"
