@@ -100,15 +100,36 @@ struct Parameter {
   std::string name, member;
 };
 
+/// `code` with every non-empty line prefixed by `indent`.
+std::string indented(std::string_view code, std::string_view indent) {
+  std::string out;
+  for (std::size_t begin = 0; begin < code.size();) {
+    std::size_t end = code.find('\n', begin);
+    if (end == std::string_view::npos) end = code.size();
+    if (end > begin) out += fmt::format("{}{}\n", indent, code.substr(begin, end - begin));
+    begin = end + 1;
+  }
+  return out;
+}
+
+/// Source-level declarations, written in this order: constants, shapes, then the nodes (which name shapes).
+enum class Declaration : std::uint8_t { constant, shape, node };
+
 /// The whole translation: the graph, the names it gives to leaves, and the source-level
 /// declarations the step bodies need (constants, shapes, nodes), each written once.
 class Writer {
  public:
   explicit Writer(Graph& graph) : graph_(graph) {
+    std::map<std::string, std::string> named;  // member -> graph name
     for (int id = 0; id < graph.size(); ++id) {
       const Node& n = graph.node(id);
-      if (n.op == &op_param) parameters_.push_back({id, n.name, identifier(n.name)});
       if (n.op == &op_dropout_mask) dropout_slot_[id] = static_cast<int>(dropout_slot_.size());
+      if (n.op != &op_param && n.op != &op_input) continue;
+      const std::string member = identifier(n.name);
+      if (auto [it, fresh] = named.emplace(member, n.name); !fresh) {
+        throw ValueError(fmt::format("generate_cpp: '{}' and '{}' would both be the member {}", it->second, n.name, member));
+      }
+      if (n.op == &op_param) parameters_.push_back({id, n.name, member});
     }
   }
 
@@ -147,28 +168,23 @@ class Writer {
       if (call.empty() && !seed.empty()) {
         throw ValueError(fmt::format("generate_cpp: dropout node {} has no generated form", step.node));
       }
-      code += fmt::format("  // %{} {} {} {}\n", step.node, n.op_name(), n.dtype, n.shape);
+      code += fmt::format("// %{} {} {} {}\n", step.node, n.op_name(), n.dtype, n.shape);
       if (call.empty()) {
         call = generic_call(program, step.node, operands, out);
         may_throw = true;
       }
-      for (std::size_t begin = 0; begin < call.size();) {
-        std::size_t end = call.find('\n', begin);
-        if (end == std::string::npos) end = call.size();
-        if (end > begin) code += fmt::format("  {}\n", std::string_view(call).substr(begin, end - begin));
-        begin = end + 1;
-      }
+      code += indented(call, "");
     }
-    if (!may_throw) return code;
+    if (!may_throw) return indented(code, "  ");
     // A kernel that rejects its data (a label out of range) is named as Program::run names it.
     return fmt::format("  const char* at = \"\";\n  try {{\n{}  }} catch (const xg::IndexError& e) {{\n"
                        "    throw xg::IndexError(fmt::format(\"{{}}: {{}}\", at, e.what()));\n  }}\n",
-                       indent(code));
+                       indented(code, "    "));
   }
 
   std::string declarations() const {
     std::string out;
-    for (const auto& [id, text] : declared_) out += text;
+    for (const auto& entry : declared_) out += entry.second;
     return out;
   }
 
@@ -180,19 +196,9 @@ class Writer {
   }
 
  private:
-  static std::string indent(const std::string& code) {
-    std::string out;
-    for (std::size_t begin = 0; begin < code.size();) {
-      const std::size_t end = code.find('\n', begin);
-      out += "  " + code.substr(begin, end - begin + 1);
-      begin = end + 1;
-    }
-    return out;
-  }
-
   std::string constant_name(int id) {
     const std::string name = fmt::format("constant_{}", id);
-    if (declared_.contains({0, name})) return name;
+    if (declared_.contains({Declaration::constant, name})) return name;
     const Tensor& value = graph_.value(graph_.var(id));
     std::vector<std::string> values;
     visit_dtype(value.dtype(), [&]<class T>() {
@@ -200,7 +206,7 @@ class Writer {
       for (std::int64_t i = 0; i < value.numel(); ++i) values.push_back(number(static_cast<double>(data[i]), value.dtype()));
     });
     if (values.empty()) values.emplace_back("0");  // a zero-length array is not C++; nothing reads it
-    declared_[{0, name}] = fmt::format("alignas(64) const {} {}[] = {{{}}};  // {}\n", emit::cpp_type(value.dtype()), name,
+    declared_[{Declaration::constant, name}] = fmt::format("alignas(64) const {} {}[] = {{{}}};  // {}\n", emit::cpp_type(value.dtype()), name,
                                        fmt::join(values, ", "), value.shape());
     return name;
   }
@@ -208,14 +214,14 @@ class Writer {
   std::string shape_name(const Shape& shape) {
     std::string name = "shape";
     for (std::int64_t d : shape) name += fmt::format("_{}", d);
-    if (!declared_.contains({1, name})) declared_[{1, name}] = fmt::format("const xg::Shape {}{{{}}};\n", name, dims(shape));
+    if (!declared_.contains({Declaration::shape, name})) declared_[{Declaration::shape, name}] = fmt::format("const xg::Shape {}{{{}}};\n", name, dims(shape));
     return name;
   }
 
   std::string node_name(int id, const Node& n) {
     const std::string name = fmt::format("node_{}", id);
-    if (!declared_.contains({2, name})) {
-      declared_[{2, name}] = fmt::format("const xg::Node {}{{&xg::op_{}, {{}}, {}, {}, {}, {}}};\n", name, n.op_name(),
+    if (!declared_.contains({Declaration::node, name})) {
+      declared_[{Declaration::node, name}] = fmt::format("const xg::Node {}{{&xg::op_{}, {{}}, {}, {}, {}, {}}};\n", name, n.op_name(),
                                          attrs_cpp(n.attrs), dtype_cpp(n.dtype), shape_name(n.shape), quoted(n.name));
     }
     return name;
@@ -228,9 +234,10 @@ class Writer {
     for (const EmitOperand& o : operands) buffers.push_back(fmt::format("{{{}, &{}, {}}}", o.pointer, shape_name(*o.shape), dtype_cpp(o.dtype)));
     const std::string description = n.name.empty() ? fmt::format("node {} ({})", id, n.op_name())
                                                    : fmt::format("node {} ({} '{}')", id, n.op_name(), n.name);
+    const std::string operand_span =
+        buffers.empty() ? "std::span<const xg::Buffer>()" : fmt::format("std::span<const xg::Buffer>(in, {})", buffers.size());
     const std::string call = fmt::format("xg::op_{}.forward({}, {}, {{{}, &{}, {}}}, ctx);", n.op_name(), node_name(id, n),
-                                         fmt::format("std::span<const xg::Buffer>({})", buffers.empty() ? "" : fmt::format("in, {}", buffers.size())), out.pointer,
-                                         shape_name(n.shape), dtype_cpp(n.dtype));
+                                         operand_span, out.pointer, shape_name(n.shape), dtype_cpp(n.dtype));
     if (buffers.empty()) return fmt::format("at = {};\n{}", quoted(description), call);
     return fmt::format("at = {};\n{{\n  const xg::Buffer in[] = {{{}}};\n  {}\n}}", quoted(description),
                        fmt::join(buffers, ", "), call);
@@ -239,7 +246,7 @@ class Writer {
   Graph& graph_;
   std::vector<Parameter> parameters_;
   std::map<int, int> dropout_slot_;  // dropout node -> index into the model's drawn seeds
-  std::map<std::pair<int, std::string>, std::string> declared_;  // (kind, name) -> declaration, in kind order
+  std::map<std::pair<Declaration, std::string>, std::string> declared_;  // in Declaration order
 };
 
 bool is_identifier(std::string_view name) {
