@@ -1,6 +1,7 @@
 // Masks: sequence_mask from lengths, the causal (lower-triangular) mask, and dropout's random mask.
 #include <xtensor/xbuilder.hpp>
 
+#include "kernels/counter_rng.hpp"
 #include "ops/builder_util.hpp"
 #include "xgrad/ops.hpp"
 
@@ -23,23 +24,13 @@ void sequence_mask_kernel(const Node& node, std::span<const Buffer> in, const Bu
   });
 }
 
-/// A uniform double in [0, 1) from (seed, run, element): counter-based, so masks do not depend on
-/// the order or the thread that draws them.
-double uniform_at(std::uint64_t seed, std::uint64_t run, std::uint64_t element) {
-  std::uint64_t z = seed ^ (run * 0x9E3779B97F4A7C15ULL) ^ (element * 0xD1B54A32D192ED03ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  z ^= z >> 31;
-  return static_cast<double>(z >> 11) * 0x1.0p-53;
-}
-
 void dropout_mask_kernel(const Node& node, std::span<const Buffer>, const Buffer& out, const RunContext& ctx) {
   const auto& attr = std::get<DropoutAttr>(node.attrs);
   visit_float(out.dtype, [&]<class T>() {
     T* y = out.as<T>();
     const T keep_scale = static_cast<T>(1.0 / (1.0 - attr.p));
     for (std::int64_t i = 0, n = out.numel(); i < n; ++i) {
-      const bool keep = !ctx.training || uniform_at(attr.seed, ctx.run_index, static_cast<std::uint64_t>(i)) >= attr.p;
+      const bool keep = !ctx.training || kernels::uniform_at(attr.seed, ctx.run_index, static_cast<std::uint64_t>(i)) >= attr.p;
       y[i] = keep ? (ctx.training ? keep_scale : T(1)) : T(0);
     }
   });

@@ -1,24 +1,16 @@
 // Batched matrix product with broadcast batch axes and transpose flags, on CBLAS GEMM.
-#include <cblas.h>
-
 #include "kernels/broadcast.hpp"
+#include "kernels/gemm.hpp"
 #include "ops/builder_util.hpp"
 #include "xgrad/ops.hpp"
 
 namespace xg {
 namespace {
 
+/// One product of a batch: each operand contiguous, its row stride the width of its stored matrix.
 template <class T>
 void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const T* a, const T* b, T* c) {
-  const auto trans_a = ta ? CblasTrans : CblasNoTrans;
-  const auto trans_b = tb ? CblasTrans : CblasNoTrans;
-  const auto lda = static_cast<int>(ta ? m : k), ldb = static_cast<int>(tb ? k : n);
-  const auto M = static_cast<int>(m), N = static_cast<int>(n), K = static_cast<int>(k);
-  if constexpr (std::is_same_v<T, float>) {
-    cblas_sgemm(CblasRowMajor, trans_a, trans_b, M, N, K, 1.0f, a, lda, b, ldb, 0.0f, c, static_cast<int>(n));
-  } else {
-    cblas_dgemm(CblasRowMajor, trans_a, trans_b, M, N, K, 1.0, a, lda, b, ldb, 0.0, c, static_cast<int>(n));
-  }
+  kernels::gemm(ta, tb, m, n, k, T(1), a, ta ? m : k, b, tb ? k : n, T(0), c, n);
 }
 
 struct MatmulDims {

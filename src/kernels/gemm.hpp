@@ -1,0 +1,33 @@
+#pragma once
+// C = alpha * op(A) op(B) + beta * C on row-major matrices through CBLAS, for f32 and f64.
+#include <cblas.h>
+
+#include <cstdint>
+#include <type_traits>
+
+namespace xg::kernels {
+
+/// op(A) is m x k, op(B) is k x n, C is m x n; lda, ldb and ldc are row strides in elements.
+/// Degenerate sizes never reach BLAS (which rejects a zero leading dimension): with k == 0 the
+/// product is zero and C becomes beta * C.
+template <class T>
+void gemm(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
+          std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    for (std::int64_t i = 0; i < m; ++i) {
+      for (std::int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == T(0) ? T(0) : beta * c[i * ldc + j];
+    }
+    return;
+  }
+  const auto ta = transpose_a ? CblasTrans : CblasNoTrans, tb = transpose_b ? CblasTrans : CblasNoTrans;
+  const auto M = static_cast<int>(m), N = static_cast<int>(n), K = static_cast<int>(k);
+  const auto LDA = static_cast<int>(lda), LDB = static_cast<int>(ldb), LDC = static_cast<int>(ldc);
+  if constexpr (std::is_same_v<T, float>) {
+    cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, a, LDA, b, LDB, beta, c, LDC);
+  } else {
+    cblas_dgemm(CblasRowMajor, ta, tb, M, N, K, alpha, a, LDA, b, LDB, beta, c, LDC);
+  }
+}
+
+}  // namespace xg::kernels
