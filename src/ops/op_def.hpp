@@ -75,5 +75,7 @@ extern const OpDef op_layer_norm, op_layer_norm_grad;
 extern const OpDef op_embedding, op_embedding_grad, op_pick, op_unpick, op_one_hot;
 // masks.cpp
 extern const OpDef op_sequence_mask, op_dropout_mask;
+// attention.cpp
+extern const OpDef op_attention, op_attention_output, op_attention_backward;
 
 }  // namespace xg
