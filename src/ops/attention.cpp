@@ -145,6 +145,18 @@ std::vector<Var> vjp_attention(const VjpArgs& a) {
   return result;
 }
 
+/// The products of the unfused composition this op replaces: q k^T and P v forward; dP, dV, dQ and
+/// dK backward. The backward pass's recomputation of q k^T is not counted, so that the figure stays
+/// the model's work and rates compare with the unfused path's.
+std::uint64_t attention_flops(const Node& n, std::span<const Node> nodes) {
+  const Shape& q = nodes[static_cast<std::size_t>(n.inputs[0])].shape;
+  const Shape& k = nodes[static_cast<std::size_t>(n.inputs[1])].shape;
+  const Shape& v = nodes[static_cast<std::size_t>(n.inputs[2])].shape;
+  const auto scores = static_cast<std::uint64_t>(q[0] * q[1] * q[2] * k[2]);
+  const auto qk = static_cast<std::uint64_t>(q[3]), pv = static_cast<std::uint64_t>(v[3]);
+  return n.op == &op_attention ? 2 * scores * (qk + pv) : 2 * scores * (2 * qk + 2 * pv);
+}
+
 void require_rank4(Var x, std::string_view role, std::string_view layout) {
   if (x.rank() != 4) {
     throw ShapeError(fmt::format("{}: {} {} has shape {}, expected {}", kOp, role, x.describe(), x.shape(), layout));
@@ -155,10 +167,11 @@ void require_rank4(Var x, std::string_view role, std::string_view layout) {
 
 // The forward record's own gradient is never asked for: the rule sits on the output view, whose
 // other inputs are q, k, v and the bias.
-const OpDef op_attention{.name = "attention", .forward = attention_forward_kernel};
+const OpDef op_attention{.name = "attention", .forward = attention_forward_kernel, .matmul_flops = attention_flops};
 const OpDef op_attention_output{.name = "attention_output", .forward = copy_forward, .vjp = vjp_attention, .alias = true};
 // A fused backward kernel without a rule of its own: attention is differentiable once.
-const OpDef op_attention_backward{.name = "attention_backward", .forward = attention_backward_kernel};
+const OpDef op_attention_backward{.name = "attention_backward", .forward = attention_backward_kernel,
+                                  .matmul_flops = attention_flops};
 
 Var scaled_dot_product_attention(Var q, Var k, Var v, std::optional<Var> bias, double scale, double dropout_p) {
   Graph& g = detail::same_graph(kOp, {q, k, v});

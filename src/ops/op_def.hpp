@@ -43,6 +43,9 @@ struct VjpArgs {
 /// One gradient per input; an invalid Var means none (zero).
 using VjpFn = std::vector<Var> (*)(const VjpArgs& args);
 
+/// The matrix-product FLOPs (2 m n k per product) of one call; `nodes` resolves node.inputs.
+using MatmulFlopsFn = std::uint64_t (*)(const Node& node, std::span<const Node> nodes);
+
 struct OpDef {
   std::string_view name;
   ForwardFn forward = nullptr;  // null for inputs, parameters and constants
@@ -50,6 +53,7 @@ struct OpDef {
   bool differentiable = true;   // false: its gradient is zero by definition (masks, comparisons)
   bool elementwise = false;     // its output may take the bytes of an operand that dies there
   bool alias = false;           // its output is its first input's bytes, reinterpreted
+  MatmulFlopsFn matmul_flops = nullptr;  // for ops built on matrix products (Program::matmul_flops)
 };
 
 /// Copies the first input to the output (reshape and other aliasing ops when they cannot alias).
