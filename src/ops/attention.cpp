@@ -47,10 +47,9 @@ RecordLayout record_layout(const kernels::AttentionShape& s, std::int64_t bias_g
 /// The bias (or its gradient) of this shape seen as (B, H, Sq, Sk): stride 0 along broadcast axes.
 template <class T>
 kernels::BiasView<T> bias_view(T* data, const Shape& bias) {
-  std::array<std::int64_t, 4> dims{1, 1, 1, 1}, strides{0, 0, 0, 0};
+  std::array<std::int64_t, 4> strides{0, 0, 0, 0};
   std::int64_t stride = 1;
   for (int axis = bias.rank() - 1, slot = 3; axis >= 0; --axis, --slot) {
-    dims[static_cast<std::size_t>(slot)] = bias[axis];
     strides[static_cast<std::size_t>(slot)] = bias[axis] == 1 ? 0 : stride;
     stride *= bias[axis];
   }
