@@ -57,7 +57,7 @@ void sgemm_rate(int n, int warmup, int steps) {
 int main(int argc, char** argv) {
   std::string_view which = "all";
   int warmup = 5, steps = 20;
-  std::int64_t scaling_seq = 0;
+  std::int64_t scaling_seq = 0, scaling_batch = 0;
   int sgemm = 0;
   bool profile = false;
   for (int i = 1; i < argc; i += 2) {
@@ -74,9 +74,10 @@ int main(int argc, char** argv) {
     else if (flag == "--warmup") warmup = number;
     else if (flag == "--steps") steps = std::max(1, number);
     else if (flag == "--scaling-seq") scaling_seq = number;
+    else if (flag == "--batch") scaling_batch = number;
     else if (flag == "--sgemm") sgemm = number;
     else {
-      fmt::print(stderr, "usage: xgrad_bench [--workload W1|W2|W3|all] [--steps N] [--warmup N] [--scaling-seq S] [--sgemm N] [--profile]\n");
+      fmt::print(stderr, "usage: xgrad_bench [--workload W1|W2|W3|all] [--steps N] [--warmup N] [--scaling-seq S [--batch B]] [--sgemm N] [--profile]\n");
       return 2;
     }
   }
@@ -84,9 +85,9 @@ int main(int argc, char** argv) {
     sgemm_rate(sgemm, warmup, steps);
     return 0;
   }
-  if (scaling_seq > 0) {  // bench/scaling: W2's layer at sequence length S, 2048 tokens per batch
+  if (scaling_seq > 0) {  // bench/scaling: W2's layer at sequence length S, 2048 tokens per batch unless --batch
     auto w = std::make_unique<bench::Workload>();
-    bench::build_encoder(*w, std::max<std::int64_t>(1, 2048 / scaling_seq), scaling_seq);
+    bench::build_encoder(*w, scaling_batch > 0 ? scaling_batch : std::max<std::int64_t>(1, 2048 / scaling_seq), scaling_seq);
     run(*w, warmup, steps, profile);
     return 0;
   }

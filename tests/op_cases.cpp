@@ -164,6 +164,42 @@ std::vector<OpCase> build_cases() {
          const Var x = normal(g, "x", {4, 3});
          return CheckTarget{log_softmax(x, 0), {x}};
        }},
+      {"scaled_dot_product_attention", "no bias, Sq 3 != Sk 4, dv 3", [](Graph& g) {
+         const Var q = normal(g, "q", {2, 2, 3, 4}), k = normal(g, "k", {2, 2, 4, 4}), v = normal(g, "v", {2, 2, 4, 3});
+         return CheckTarget{scaled_dot_product_attention(q, k, v, std::nullopt, 0.5), {q, k, v}};
+       }},
+      {"scaled_dot_product_attention", "(B, 1, 1, Sk) bias with a gradient", [](Graph& g) {
+         const Var q = normal(g, "q", {2, 2, 3, 4}), k = normal(g, "k", {2, 2, 4, 4}), v = normal(g, "v", {2, 2, 4, 4});
+         const Var bias = normal(g, "bias", {2, 1, 1, 4});
+         return CheckTarget{scaled_dot_product_attention(q, k, v, bias, 0.5), {q, k, v, bias}};
+       }},
+      {"scaled_dot_product_attention", "(Sq, Sk) and (H, Sq, 1) biases with gradients", [](Graph& g) {
+         const Var q = normal(g, "q", {1, 2, 3, 2}), k = normal(g, "k", {1, 2, 5, 2}), v = normal(g, "v", {1, 2, 5, 2});
+         const Var keys = normal(g, "keys_bias", {3, 5}), rows = normal(g, "rows_bias", {2, 3, 1});
+         return CheckTarget{scaled_dot_product_attention(q, k, v, keys, 0.7) + scaled_dot_product_attention(q, k, v, rows, 0.7),
+                            {q, k, v, keys, rows}};
+       }},
+      {"scaled_dot_product_attention", "full (B, H, Sq, Sk) bias", [](Graph& g) {
+         const Var q = normal(g, "q", {2, 2, 3, 2}), k = normal(g, "k", {2, 2, 3, 2}), v = normal(g, "v", {2, 2, 3, 2});
+         const Var bias = normal(g, "bias", {2, 2, 3, 3});
+         return CheckTarget{scaled_dot_product_attention(q, k, v, bias, 1.0), {q, k, v, bias}};
+       }},
+      {"scaled_dot_product_attention", "causal + padding, lengths [3, 0]: all-blocked rows", [](Graph& g) {
+         // The rows of sequence 1 see no key. Its queries are zeroed so that its scores are exactly the
+         // bias (-1e9 or -2e9) in f32 and f64 alike: central differences cannot resolve a change of
+         // 1e-6 on top of 1e9, and f32 would otherwise round away what f64 keeps. test_attention.cpp
+         // checks such rows with non-zero queries against PyTorch and the unfused composition.
+         const Var q = normal(g, "q", {2, 2, 4, 3}), k = normal(g, "k", {2, 2, 4, 3}), v = normal(g, "v", {2, 2, 4, 3});
+         const Var blocked = reshape((1.0 - sequence_mask(ints(g, {3, 0}), 4, g.float_type())) * -1e9, {2, 1, 1, 4});
+         const Var causal = (1.0 - causal_mask(g, 4, g.float_type())) * -1e9;
+         const Var q_seen = q * reshape(floats(g, {1.0, 0.0}), {2, 1, 1, 1});
+         return CheckTarget{scaled_dot_product_attention(q_seen, k, v, causal + blocked, 0.6), {q, k, v}};
+       }},
+      {"scaled_dot_product_attention", "Sq 70, Sk 150: several query blocks and key tiles", [](Graph& g) {
+         const Var q = normal(g, "q", {1, 2, 70, 2}), k = normal(g, "k", {1, 2, 150, 2}), v = normal(g, "v", {1, 2, 150, 2});
+         const Var bias = normal(g, "bias", {1, 1, 1, 150});
+         return CheckTarget{scaled_dot_product_attention(q, k, v, bias, 0.8), {q, k, v, bias}};
+       }},
       {"layer_norm", "last axis with gamma and beta", [](Graph& g) {
          const Var x = normal(g, "x", {2, 3, 5}), gamma = normal(g, "gamma", {5}), beta = normal(g, "beta", {5});
          return CheckTarget{layer_norm(x, 1, 1e-5, gamma, beta), {x, gamma, beta}};

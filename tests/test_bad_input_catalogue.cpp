@@ -110,6 +110,11 @@ std::vector<BadInput> catalogue() {
            "ValueError", "negative sequence length");
   add_case("build", "attention heads that do not divide d_model", [] { Graph g; nn::self_attention(g.input("x", {1, 2, 6}), {}, "attn", {4, 0.0}); },
            "ValueError", "divisible by 4 heads");
+  add_case("build", "attention mask that does not broadcast to the scores", [] {
+    Graph g;
+    const Var q = g.input("q", {2, 4, 5, 8}), kv = g.input("kv", {2, 4, 6, 8});
+    scaled_dot_product_attention(q, kv, kv, g.input("mask", {5, 5}), 0.35);
+  }, "ShapeError", "does not broadcast to the scores' shape (B, H, Sq, Sk) = (2, 4, 5, 6)");
   add_case("build", "positions longer than the table", [] { Graph g; nn::add_positions(g.input("x", {1, 9, 4}), nn::sinusoidal_positions(g, 8, 4)); },
            "ShapeError", "exceeds the 8 positions");
   add_case("build", "decoder layer of the wrong width", [] {

@@ -52,7 +52,10 @@ int main() {
   const Var h = embedding(table, tokens);
   const Var q = matmul(h, wq);
   const Var scores = masked_fill(matmul(q, h, false, true) * 0.35, 1.0 - causal_mask(g, 5, DType::f32), -1e9);
-  const Var mixed = layer_norm(matmul(dropout(softmax(scores), 0.1), h) + h);
+  // The fused attention too: its scratch lives in the arena.
+  const Var qh = reshape(q, {2, 1, 5, 8}), hh = reshape(h, {2, 1, 5, 8});
+  const Var fused = scaled_dot_product_attention(qh, hh, hh, (1.0 - causal_mask(g, 5, DType::f32)) * -1e9, 0.35, 0.1);
+  const Var mixed = layer_norm(matmul(dropout(softmax(scores), 0.1), h) + h + reshape(fused, {2, 5, 8}));
   const Var logits = matmul(gelu(mixed), out);
   CrossEntropyOptions o;
   o.class_axis = -1;

@@ -76,7 +76,19 @@ struct Init {
   bool operator==(const Init&) const = default;
 };
 
+/// scaled_dot_product_attention and its gradient: the logits' scale, dropout p on the probabilities
+/// (with the stream seed of dropout_mask), whether a bias is an operand, and (gradient only) whether
+/// the bias's gradient is wanted.
+struct AttentionAttr {
+  double scale = 1.0;
+  double dropout = 0.0;
+  std::uint64_t seed = 0;
+  bool has_bias = false;
+  bool bias_grad = false;
+  bool operator==(const AttentionAttr&) const = default;
+};
+
 using Attrs = std::variant<std::monostate, AxesAttr, AxisAttr, SliceAttr, MatmulAttr, NormAttr,
-                           IndexAttr, GeluAttr, DropoutAttr, Init>;
+                           IndexAttr, GeluAttr, DropoutAttr, AttentionAttr, Init>;
 
 }  // namespace xg

@@ -75,7 +75,8 @@ class Program {
   const MemoryReport& memory() const;
   /// Number of kernel calls per run.
   std::size_t steps() const;
-  /// Floating-point operations of the matrix products in one run (2 m n k per product).
+  /// Floating-point operations of the matrix products in one run (2 m n k per product), including
+  /// those inside fused ops (attention counts the products of its unfused composition).
   std::uint64_t matmul_flops() const;
   /// One line per scheduled node: id, op, dtype, shape, inputs, arena offset.
   std::string dump() const;

@@ -115,4 +115,12 @@ Var sequence_mask(Var lengths, std::int64_t seq_len, DType dtype);
 /// training mode; identity in evaluation mode. Seeded from the graph; a new mask every run.
 Var dropout(Var x, double p);
 
+// ---- attention ----
+/// softmax(q k^T * scale + bias) with dropout p on the probabilities (training mode only, the
+/// stream of dropout()), then @ v, fused: q (B, H, Sq, d), k (B, H, Sk, d), v (B, H, Sk, dv) give
+/// (B, H, Sq, dv). The additive bias broadcasts to (B, H, Sq, Sk) ((B, 1, 1, Sk) key padding,
+/// (Sq, Sk) causal, ...). The (Sq, Sk) probabilities are never stored: memory grows linearly in the
+/// sequence lengths. Differentiable once (to q, k, v and the bias), like layer_norm.
+Var scaled_dot_product_attention(Var q, Var k, Var v, std::optional<Var> bias, double scale, double dropout_p = 0.0);
+
 }  // namespace xg

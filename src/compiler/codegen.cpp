@@ -9,6 +9,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 
 #include <fmt/format.h>
@@ -53,8 +54,19 @@ std::string init_cpp(const Init& init) {
                      number(init.b, DType::f64));
 }
 
-std::string attrs_cpp(const Attrs& attrs) {
+/// The seed of a node's random stream, when its attributes carry one: drawn from the graph's
+/// generator when the node was built (the gradient of a fused op repeats its forward's seed).
+std::optional<std::uint64_t> seed_of(const Attrs& attrs) {
+  if (const auto* d = std::get_if<DropoutAttr>(&attrs)) return d->seed;
+  if (const auto* a = std::get_if<AttentionAttr>(&attrs); a != nullptr && a->dropout > 0.0) return a->seed;
+  return std::nullopt;
+}
+
+/// The attributes as a C++ initializer; `seed`, when given, is the expression of the stream seed.
+std::string attrs_cpp(const Attrs& attrs, std::string_view seed = {}) {
   struct Spell {
+    std::string_view seed;
+    std::string seed_or(std::uint64_t value) const { return seed.empty() ? fmt::format("{}u", value) : std::string(seed); }
     std::string operator()(std::monostate) const { return "{}"; }
     std::string operator()(const AxesAttr& a) const {
       return fmt::format("xg::AxesAttr{{{{{}}}, {}}}", fmt::join(a.axes, ", "), a.keepdims);
@@ -79,11 +91,15 @@ std::string attrs_cpp(const Attrs& attrs) {
       return fmt::format("xg::GeluAttr{{xg::GeluApprox::{}}}", a.approximate == GeluApprox::tanh ? "tanh" : "none");
     }
     std::string operator()(const DropoutAttr& a) const {
-      return fmt::format("xg::DropoutAttr{{{}, {}u}}", number(a.p, DType::f64), a.seed);
+      return fmt::format("xg::DropoutAttr{{{}, {}}}", number(a.p, DType::f64), seed_or(a.seed));
+    }
+    std::string operator()(const AttentionAttr& a) const {
+      return fmt::format("xg::AttentionAttr{{{}, {}, {}, {}, {}}}", number(a.scale, DType::f64), number(a.dropout, DType::f64),
+                         seed_or(a.seed), a.has_bias, a.bias_grad);
     }
     std::string operator()(const Init& a) const { return init_cpp(a); }
   };
-  return std::visit(Spell{}, attrs);
+  return std::visit(Spell{seed}, attrs);
 }
 
 std::string quoted(std::string_view text) {
@@ -123,7 +139,10 @@ class Writer {
     std::map<std::string, std::string> named;  // member -> graph name
     for (int id = 0; id < graph.size(); ++id) {
       const Node& n = graph.node(id);
-      if (n.op == &op_dropout_mask) dropout_slot_[id] = static_cast<int>(dropout_slot_.size());
+      if (const auto seed = seed_of(n.attrs); seed && !seed_slot_.contains(*seed)) {
+        seed_slot_[*seed] = static_cast<int>(seed_slot_.size());
+        seed_drawn_by_[id] = seed_slot_[*seed];
+      }
       if (n.op != &op_param && n.op != &op_input) continue;
       const std::string member = identifier(n.name);
       if (auto [it, fresh] = named.emplace(member, n.name); !fresh) {
@@ -134,7 +153,11 @@ class Writer {
   }
 
   const std::vector<Parameter>& parameters() const { return parameters_; }
-  const std::map<int, int>& dropout_slots() const { return dropout_slot_; }
+  /// Node -> slot of the seed it drew when the graph was built (the model draws it again).
+  const std::map<int, int>& seeds_drawn() const { return seed_drawn_by_; }
+  std::size_t seed_count() const { return seed_slot_.size(); }
+  /// Statements for the constructor: the nodes whose attributes carry a drawn seed.
+  const std::string& seeded_node_setup() const { return seeded_setup_; }
 
   /// The typed data pointer of node `id` in `program`, as an expression in a member function with
   /// a local `arena` (`read_only`: in a const one).
@@ -162,12 +185,8 @@ class Writer {
         operands.push_back({pointer(program, in), &operand.shape, operand.dtype});
       }
       const EmitOperand out{pointer(program, step.node), &n.shape, n.dtype};
-      const auto slot = dropout_slot_.find(step.node);
-      const std::string seed = slot == dropout_slot_.end() ? "" : fmt::format("dropout_seeds_[{}]", slot->second);
+      const std::string seed = seed_expression(n);
       std::string call = n.op->emit != nullptr ? n.op->emit({n, operands, out, "ctx", seed}) : std::string();
-      if (call.empty() && !seed.empty()) {
-        throw ValueError(fmt::format("generate_cpp: dropout node {} has no generated form", step.node));
-      }
       code += fmt::format("// %{} {} {} {}\n", step.node, n.op_name(), n.dtype, n.shape);
       if (call.empty()) {
         call = generic_call(program, step.node, operands, out);
@@ -218,7 +237,23 @@ class Writer {
     return name;
   }
 
+  std::string seed_expression(const Node& n) const {
+    const auto seed = seed_of(n.attrs);
+    return seed ? fmt::format("dropout_seeds_[{}]", seed_slot_.at(*seed)) : std::string();
+  }
+
+  /// A constant node for the kernel's `forward`; one whose stream seed the model draws is a member,
+  /// made in the constructor.
   std::string node_name(int id, const Node& n) {
+    const std::string seed = seed_expression(n);
+    if (!seed.empty()) {
+      auto [it, fresh] = seeded_index_.emplace(id, seeded_index_.size());
+      if (fresh) {
+        seeded_setup_ += fmt::format("  seeded_nodes_.push_back(xg::Node{{&xg::op_{}, {{}}, {}, {}, {}, {}}});\n", n.op_name(),
+                                     attrs_cpp(n.attrs, seed), dtype_cpp(n.dtype), shape_name(n.shape), quoted(n.name));
+      }
+      return fmt::format("seeded_nodes_[{}]", it->second);
+    }
     const std::string name = fmt::format("node_{}", id);
     if (!declared_.contains({Declaration::node, name})) {
       declared_[{Declaration::node, name}] = fmt::format("const xg::Node {}{{&xg::op_{}, {{}}, {}, {}, {}, {}}};\n", name, n.op_name(),
@@ -245,7 +280,10 @@ class Writer {
 
   Graph& graph_;
   std::vector<Parameter> parameters_;
-  std::map<int, int> dropout_slot_;  // dropout node -> index into the model's drawn seeds
+  std::map<std::uint64_t, int> seed_slot_;  // seed -> index into the model's drawn seeds
+  std::map<int, int> seed_drawn_by_;        // node that drew a seed -> its slot
+  std::map<int, std::size_t> seeded_index_;  // node -> index into seeded_nodes_
+  std::string seeded_setup_;
   std::map<std::pair<Declaration, std::string>, std::string> declared_;  // in Declaration order
 };
 
@@ -407,6 +445,7 @@ class {C} {{
   std::uint64_t run_index_ = 0;
   std::int64_t optimizer_steps_ = 0;
   std::array<std::uint64_t, {dropouts}> dropout_seeds_{{}};
+  std::vector<xg::Node> seeded_nodes_;  // kernel nodes whose stream seed is one of dropout_seeds_
   xg::FixedArena<arena_bytes> arena_;
 }};
 
@@ -416,7 +455,7 @@ class {C} {{
       fmt::arg("arena_bytes", arena_bytes), fmt::arg("forward_calls", fp.steps.size()), fmt::arg("train_calls", tp.steps.size()),
       fmt::arg("flops", train.matmul_flops()), fmt::arg("scalars", scalars), fmt::arg("parameters", parameters),
       fmt::arg("inputs", inputs), fmt::arg("gradients", gradients), fmt::arg("accessors", accessors),
-      fmt::arg("objective_type", emit::cpp_type(spec.objective.dtype())), fmt::arg("dropouts", w.dropout_slots().size()));
+      fmt::arg("objective_type", emit::cpp_type(spec.objective.dtype())), fmt::arg("dropouts", w.seed_count()));
 
   // ---- the source ----
   std::string init, named, outputs, update;
@@ -424,8 +463,8 @@ class {C} {{
     const Node& n = graph.node(id);
     if (n.op == &op_param) {
       init += fmt::format("  xg::generated::initialize(rng, {}, params.{}.span());\n", init_cpp(std::get<Init>(n.attrs)), w.member_of(id));
-    } else if (n.op == &op_dropout_mask) {
-      init += fmt::format("  dropout_seeds_[{}] = rng();\n", w.dropout_slots().at(id));
+    } else if (auto slot = w.seeds_drawn().find(id); slot != w.seeds_drawn().end()) {
+      init += fmt::format("  dropout_seeds_[{}] = rng();\n", slot->second);
     }
   }
   std::string named_inputs;
@@ -479,7 +518,7 @@ namespace {{
     : adam_(adam), clip_norm_(clip_norm) {{
   // The draws of Graph(seed): every parameter's values and every dropout stream's seed, in graph order.
   std::mt19937_64 rng(seed);
-{init}}}
+{init}{seeded_nodes}}}
 
 std::vector<xg::CheckpointTensor> {C}::Parameters::named() const {{
   return {{
@@ -539,7 +578,7 @@ void {C}::load_parameters(const std::string& path) {{
 }}  // namespace xg::generated
 )",
       fmt::arg("description", spec.description), fmt::arg("header", spec.header_include), fmt::arg("declarations", w.declarations()),
-      fmt::arg("C", C), fmt::arg("init", init), fmt::arg("named", named), fmt::arg("named_inputs", named_inputs), fmt::arg("named_gradients", named_gradients), fmt::arg("forward_body", forward_body),
+      fmt::arg("C", C), fmt::arg("init", init), fmt::arg("seeded_nodes", w.seeded_node_setup()), fmt::arg("named", named), fmt::arg("named_inputs", named_inputs), fmt::arg("named_gradients", named_gradients), fmt::arg("forward_body", forward_body),
       fmt::arg("train_body", train_body), fmt::arg("forward_inputs", copy_inputs(fp)), fmt::arg("outputs", outputs),
       fmt::arg("objective_type", objective_type), fmt::arg("train_inputs", copy_inputs(tp)),
       fmt::arg("objective", w.pointer(tp, spec.objective.id(), true)), fmt::arg("update", update));

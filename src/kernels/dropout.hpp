@@ -3,16 +3,9 @@
 // uniform(seed, r, i) < p, so a mask depends on nothing but those three numbers.
 #include <cstdint>
 
-namespace xg::kernels {
+#include "kernels/counter_rng.hpp"
 
-/// A uniform double in [0, 1) from (seed, run, element), by a splitmix64-style finaliser.
-inline double uniform_at(std::uint64_t seed, std::uint64_t run, std::uint64_t element) {
-  std::uint64_t z = seed ^ (run * 0x9E3779B97F4A7C15ULL) ^ (element * 0xD1B54A32D192ED03ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  z ^= z >> 31;
-  return static_cast<double>(z >> 11) * 0x1.0p-53;
-}
+namespace xg::kernels {
 
 /// y[i] = 1 / (1 - p) where kept, 0 where dropped; all ones outside training.
 template <class T>

@@ -1,25 +1,41 @@
 #pragma once
-// Matrix products on CBLAS: one row-major GEMM, and a batch of them at constant strides.
+// Matrix products through CBLAS, for f32 and f64: the general row-major GEMM, the contiguous
+// product, and a batch of contiguous products at constant strides.
+#include <cblas.h>
+
 #include <cstdint>
 #include <type_traits>
 
-#include <cblas.h>
-
 namespace xg::kernels {
 
-/// C (m x n) = op(A) op(B), op = transpose when the flag is set; A, B, C contiguous row-major.
+/// op(A) is m x k, op(B) is k x n, C is m x n; lda, ldb and ldc are row strides in elements.
+/// Degenerate sizes never reach BLAS (which rejects a zero leading dimension): with k == 0 the
+/// product is zero and C becomes beta * C.
+template <class T>
+void gemm(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
+          std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    for (std::int64_t i = 0; i < m; ++i) {
+      for (std::int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == T(0) ? T(0) : beta * c[i * ldc + j];
+    }
+    return;
+  }
+  const auto ta = transpose_a ? CblasTrans : CblasNoTrans, tb = transpose_b ? CblasTrans : CblasNoTrans;
+  const auto M = static_cast<int>(m), N = static_cast<int>(n), K = static_cast<int>(k);
+  const auto LDA = static_cast<int>(lda), LDB = static_cast<int>(ldb), LDC = static_cast<int>(ldc);
+  if constexpr (std::is_same_v<T, float>) {
+    cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, a, LDA, b, LDB, beta, c, LDC);
+  } else {
+    cblas_dgemm(CblasRowMajor, ta, tb, M, N, K, alpha, a, LDA, b, LDB, beta, c, LDC);
+  }
+}
+
+/// C (m x n) = op(A) op(B), all contiguous: what matmul runs for each product of a batch.
 template <class T>
 void gemm(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, std::int64_t k, const T* a, const T* b,
           T* c) {
-  const auto trans_a = transpose_a ? CblasTrans : CblasNoTrans;
-  const auto trans_b = transpose_b ? CblasTrans : CblasNoTrans;
-  const auto lda = static_cast<int>(transpose_a ? m : k), ldb = static_cast<int>(transpose_b ? k : n);
-  const auto M = static_cast<int>(m), N = static_cast<int>(n), K = static_cast<int>(k);
-  if constexpr (std::is_same_v<T, float>) {
-    cblas_sgemm(CblasRowMajor, trans_a, trans_b, M, N, K, 1.0f, a, lda, b, ldb, 0.0f, c, static_cast<int>(n));
-  } else {
-    cblas_dgemm(CblasRowMajor, trans_a, trans_b, M, N, K, 1.0, a, lda, b, ldb, 0.0, c, static_cast<int>(n));
-  }
+  gemm(transpose_a, transpose_b, m, n, k, T(1), a, transpose_a ? m : k, b, transpose_b ? k : n, T(0), c, n);
 }
 
 /// `count` products, the i-th of A at a + i * a_step and B at b + i * b_step (a step of 0 shares

@@ -54,10 +54,8 @@ Var multi_head_attention(Var query, Var key_value, std::optional<Var> bias, cons
   const Var k = split_heads(linear(key_value, name + ".k_proj", d_model), config.heads);
   const Var v = split_heads(linear(key_value, name + ".v_proj", d_model), config.heads);
   const double scale = 1.0 / std::sqrt(static_cast<double>(d_model / config.heads));
-  Var scores = matmul(q, k, false, true) * scale;  // (B, heads, Sq, Sk)
-  if (bias) scores = scores + *bias;
-  const Var probabilities = dropout(softmax(scores, -1), config.dropout);
-  return linear(merge_heads(matmul(probabilities, v)), name + ".out_proj", d_model);
+  const Var mixed = scaled_dot_product_attention(q, k, v, bias, scale, config.dropout);  // (B, heads, Sq, dh)
+  return linear(merge_heads(mixed), name + ".out_proj", d_model);
 }
 
 }  // namespace xg::nn

@@ -97,9 +97,16 @@ std::vector<Var> vjp_matmul(const VjpArgs& args) {
   return {sum_to(da, a.shape()), sum_to(db, b.shape())};
 }
 
+std::uint64_t matmul_flops(const Node& n, std::span<const Node> nodes) {
+  const Shape& a = nodes[static_cast<std::size_t>(n.inputs[0])].shape;
+  const std::int64_t k = std::get<MatmulAttr>(n.attrs).transpose_a ? a[a.rank() - 2] : a[a.rank() - 1];
+  return 2 * static_cast<std::uint64_t>(n.shape.numel()) * static_cast<std::uint64_t>(k);
+}
+
 }  // namespace
 
-const OpDef op_matmul{.name = "matmul", .forward = matmul_kernel, .vjp = vjp_matmul, .emit = emit_matmul};
+const OpDef op_matmul{.name = "matmul", .forward = matmul_kernel, .vjp = vjp_matmul, .emit = emit_matmul,
+                      .matmul_flops = matmul_flops};
 
 Var matmul(Var a, Var b, bool transpose_a, bool transpose_b) {
   detail::same_graph("matmul", {a, b});

@@ -62,6 +62,9 @@ struct EmitArgs {
 /// `forward`, so that results agree bit for bit), or an empty string to call `forward` itself.
 using EmitFn = std::string (*)(const EmitArgs& args);
 
+/// The matrix-product FLOPs (2 m n k per product) of one call; `nodes` resolves node.inputs.
+using MatmulFlopsFn = std::uint64_t (*)(const Node& node, std::span<const Node> nodes);
+
 struct OpDef {
   std::string_view name;
   ForwardFn forward = nullptr;  // null for inputs, parameters and constants
@@ -70,6 +73,7 @@ struct OpDef {
   bool elementwise = false;     // its output may take the bytes of an operand that dies there
   bool alias = false;           // its output is its first input's bytes, reinterpreted
   EmitFn emit = nullptr;        // null: generated code calls `forward`
+  MatmulFlopsFn matmul_flops = nullptr;  // for ops built on matrix products (Program::matmul_flops)
 };
 
 /// Copies the first input to the output (reshape and other aliasing ops when they cannot alias).
@@ -95,5 +99,7 @@ extern const OpDef op_layer_norm, op_layer_norm_grad;
 extern const OpDef op_embedding, op_embedding_grad, op_pick, op_unpick, op_one_hot;
 // masks.cpp
 extern const OpDef op_sequence_mask, op_dropout_mask;
+// attention.cpp
+extern const OpDef op_attention, op_attention_output, op_attention_backward;
 
 }  // namespace xg

@@ -189,10 +189,7 @@ std::uint64_t Program::matmul_flops() const {
   std::uint64_t flops = 0;
   for (const Step& step : impl_->steps) {
     const Node& n = impl_->nodes[static_cast<std::size_t>(step.node)];
-    if (n.op != &op_matmul) continue;
-    const Shape& a = impl_->nodes[static_cast<std::size_t>(n.inputs[0])].shape;
-    const std::int64_t k = std::get<MatmulAttr>(n.attrs).transpose_a ? a[a.rank() - 2] : a[a.rank() - 1];
-    flops += 2 * static_cast<std::uint64_t>(n.shape.numel()) * static_cast<std::uint64_t>(k);
+    if (n.op->matmul_flops != nullptr) flops += n.op->matmul_flops(n, impl_->nodes);
   }
   return flops;
 }

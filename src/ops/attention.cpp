@@ -1,0 +1,223 @@
+// Fused scaled-dot-product attention (FlashAttention-2 on CPU): the builder, its forward and backward
+// kernels and its gradient rule.
+//
+// A node has one output, so each pass writes one flat "record" and the values are views of it:
+//   forward record:  [ O (B, H, Sq, dv) | row max (B, H, Sq) | row sum (B, H, Sq) | scratch ]
+//   backward record: [ dQ | dK | dV | dBias (only when wanted) | scratch ]
+// The attention's value is O, an alias of the forward record's prefix (no copy); the backward pass
+// reads O and the row statistics from the whole record, which therefore stays alive until then: O(S)
+// memory instead of the (B, H, Sq, Sk) probabilities of the unfused composition. The gradients are
+// slices of the backward record. Scratch is part of the records, so run() allocates nothing.
+#include <array>
+#include <cmath>
+
+#include "kernels/flash_attention.hpp"
+#include "ops/builder_util.hpp"
+#include "xgrad/ops.hpp"
+
+namespace xg {
+namespace {
+
+constexpr std::string_view kOp = "scaled_dot_product_attention";
+
+kernels::AttentionShape attention_shape(const Shape& q, const Shape& k, const Shape& v) {
+  return {q[0] * q[1], q[2], k[2], q[3], v[3], q[1]};
+}
+
+/// Offsets (in elements) of the parts of both records.
+struct RecordLayout {
+  std::int64_t out = 0, row_max = 0, row_sum = 0, forward_scratch = 0, forward_total = 0;
+  std::int64_t d_q = 0, d_k = 0, d_v = 0, d_bias = 0, backward_scratch = 0, backward_total = 0;
+};
+
+RecordLayout record_layout(const kernels::AttentionShape& s, std::int64_t bias_grad_numel, bool dropout) {
+  RecordLayout r;
+  r.row_max = r.out + s.heads * s.q_len * s.v_dim;
+  r.row_sum = r.row_max + s.heads * s.q_len;
+  r.forward_scratch = r.row_sum + s.heads * s.q_len;
+  r.forward_total = r.forward_scratch + kernels::attention_forward_scratch(s);
+  r.d_k = r.d_q + s.heads * s.q_len * s.qk_dim;
+  r.d_v = r.d_k + s.heads * s.k_len * s.qk_dim;
+  r.d_bias = r.d_v + s.heads * s.k_len * s.v_dim;
+  r.backward_scratch = r.d_bias + bias_grad_numel;
+  r.backward_total = r.backward_scratch + kernels::attention_backward_scratch(s, dropout);
+  return r;
+}
+
+/// The bias (or its gradient) of this shape seen as (B, H, Sq, Sk): stride 0 along broadcast axes.
+template <class T>
+kernels::BiasView<T> bias_view(T* data, const Shape& bias) {
+  std::array<std::int64_t, 4> strides{0, 0, 0, 0};
+  std::int64_t stride = 1;
+  for (int axis = bias.rank() - 1, slot = 3; axis >= 0; --axis, --slot) {
+    strides[static_cast<std::size_t>(slot)] = bias[axis] == 1 ? 0 : stride;
+    stride *= bias[axis];
+  }
+  return {data, strides[0], strides[1], strides[2], strides[3]};
+}
+
+kernels::DropoutStream dropout_stream(const AttentionAttr& attr, const RunContext& ctx) {
+  return {ctx.training ? attr.dropout : 0.0, attr.seed, ctx.run_index};
+}
+
+// in: q, k, v[, bias]
+void attention_forward_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext& ctx) {
+  const auto& attr = std::get<AttentionAttr>(node.attrs);
+  const kernels::AttentionShape s = attention_shape(*in[0].shape, *in[1].shape, *in[2].shape);
+  const RecordLayout layout = record_layout(s, 0, attr.dropout > 0.0);
+  visit_float(out.dtype, [&]<class T>() {
+    T* record = out.as<T>();
+    const auto bias = attr.has_bias ? bias_view(in[3].as<T>(), *in[3].shape) : kernels::BiasView<T>{};
+    kernels::flash_attention_forward<T>(s, in[0].as<T>(), in[1].as<T>(), in[2].as<T>(), bias, static_cast<T>(attr.scale),
+                                        dropout_stream(attr, ctx), record + layout.out, record + layout.row_max,
+                                        record + layout.row_sum, record + layout.forward_scratch, 0, s.heads);
+  });
+}
+
+// in: q, k, v[, bias], forward record, dO
+void attention_backward_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext& ctx) {
+  const auto& attr = std::get<AttentionAttr>(node.attrs);
+  const kernels::AttentionShape s = attention_shape(*in[0].shape, *in[1].shape, *in[2].shape);
+  const std::size_t record_at = attr.has_bias ? 4 : 3;
+  const std::int64_t bias_grad_numel = attr.bias_grad ? in[3].numel() : 0;
+  const RecordLayout layout = record_layout(s, bias_grad_numel, attr.dropout > 0.0);
+  visit_float(out.dtype, [&]<class T>() {
+    T* grads = out.as<T>();
+    const T* forward = in[record_at].as<T>();
+    const auto bias = attr.has_bias ? bias_view(in[3].as<T>(), *in[3].shape) : kernels::BiasView<T>{};
+    const auto d_bias = attr.bias_grad ? bias_view(grads + layout.d_bias, *in[3].shape) : kernels::BiasView<T>{};
+    std::fill(grads + layout.d_bias, grads + layout.d_bias + bias_grad_numel, T(0));
+    kernels::flash_attention_backward<T>(s, in[0].as<T>(), in[1].as<T>(), in[2].as<T>(), bias, static_cast<T>(attr.scale),
+                                         dropout_stream(attr, ctx), forward + layout.out, forward + layout.row_max,
+                                         forward + layout.row_sum, in[record_at + 1].as<T>(), grads + layout.d_q, grads + layout.d_k,
+                                         grads + layout.d_v, d_bias, grads + layout.backward_scratch, 0, s.heads);
+  });
+}
+
+/// Whether a gradient can reach x: it is, or depends through differentiable ops on, a float parameter
+/// or input. A bias built from lengths and constants (the masks) cannot, and then costs nothing.
+bool may_need_gradient(Var x) {
+  Graph& g = x.graph();
+  std::vector<bool> seen(static_cast<std::size_t>(x.id() + 1), false);
+  std::vector<int> pending{x.id()};
+  while (!pending.empty()) {
+    const int id = pending.back();
+    pending.pop_back();
+    if (seen[static_cast<std::size_t>(id)]) continue;
+    seen[static_cast<std::size_t>(id)] = true;
+    const Node& n = g.node(id);
+    if (!is_float(n.dtype)) continue;
+    if (n.op == &op_param || n.op == &op_input) return true;
+    if (!n.op->differentiable) continue;  // masks, comparisons, stop_gradient, constants
+    for (int in : n.inputs) pending.push_back(in);
+  }
+  return false;
+}
+
+/// The part [offset, offset + shape.numel()) of a flat record, shaped.
+Var record_part(Var record, std::int64_t offset, const Shape& shape) {
+  return reshape(slice(record, 0, offset, offset + shape.numel()), shape);
+}
+
+// inputs: forward record, q, k, v[, bias]
+std::vector<Var> vjp_attention(const VjpArgs& a) {
+  AttentionAttr attr = std::get<AttentionAttr>(a.node.attrs);
+  const Var record = a.inputs[0], q = a.inputs[1], k = a.inputs[2], v = a.inputs[3];
+  std::vector<Var> operands{q, k, v};
+  std::int64_t bias_grad_numel = 0;
+  if (attr.has_bias) {
+    const Var bias = a.inputs[4];
+    operands.push_back(bias);
+    attr.bias_grad = may_need_gradient(bias);
+    if (attr.bias_grad) bias_grad_numel = bias.shape().numel();
+  }
+  operands.push_back(record);
+  operands.push_back(a.grad);
+  const RecordLayout layout = record_layout(attention_shape(q.shape(), k.shape(), v.shape()), bias_grad_numel,
+                                            attr.dropout > 0.0);
+  const Var grads = a.graph.add_node(op_attention_backward, operands, attr, q.dtype(), Shape{layout.backward_total});
+  std::vector<Var> result{Var{}, record_part(grads, layout.d_q, q.shape()), record_part(grads, layout.d_k, k.shape()),
+                          record_part(grads, layout.d_v, v.shape())};
+  if (attr.has_bias) {
+    result.push_back(attr.bias_grad ? record_part(grads, layout.d_bias, a.inputs[4].shape()) : Var{});
+  }
+  return result;
+}
+
+/// The products of the unfused composition this op replaces: q k^T and P v forward; dP, dV, dQ and
+/// dK backward. The backward pass's recomputation of q k^T is not counted, so that the figure stays
+/// the model's work and rates compare with the unfused path's.
+std::uint64_t attention_flops(const Node& n, std::span<const Node> nodes) {
+  const Shape& q = nodes[static_cast<std::size_t>(n.inputs[0])].shape;
+  const Shape& k = nodes[static_cast<std::size_t>(n.inputs[1])].shape;
+  const Shape& v = nodes[static_cast<std::size_t>(n.inputs[2])].shape;
+  const auto scores = static_cast<std::uint64_t>(q[0] * q[1] * q[2] * k[2]);
+  const auto qk = static_cast<std::uint64_t>(q[3]), pv = static_cast<std::uint64_t>(v[3]);
+  return n.op == &op_attention ? 2 * scores * (qk + pv) : 2 * scores * (2 * qk + 2 * pv);
+}
+
+void require_rank4(Var x, std::string_view role, std::string_view layout) {
+  if (x.rank() != 4) {
+    throw ShapeError(fmt::format("{}: {} {} has shape {}, expected {}", kOp, role, x.describe(), x.shape(), layout));
+  }
+}
+
+}  // namespace
+
+// The forward record's own gradient is never asked for: the rule sits on the output view, whose
+// other inputs are q, k, v and the bias.
+const OpDef op_attention{.name = "attention", .forward = attention_forward_kernel, .matmul_flops = attention_flops};
+const OpDef op_attention_output{.name = "attention_output", .forward = copy_forward, .vjp = vjp_attention, .alias = true};
+// A fused backward kernel without a rule of its own: attention is differentiable once.
+const OpDef op_attention_backward{.name = "attention_backward", .forward = attention_backward_kernel,
+                                  .matmul_flops = attention_flops};
+
+Var scaled_dot_product_attention(Var q, Var k, Var v, std::optional<Var> bias, double scale, double dropout_p) {
+  Graph& g = detail::same_graph(kOp, {q, k, v});
+  detail::require_float(kOp, q);
+  detail::require_same_dtype(kOp, q, k);
+  detail::require_same_dtype(kOp, q, v);
+  require_rank4(q, "queries", "(B, H, Sq, d)");
+  require_rank4(k, "keys", "(B, H, Sk, d)");
+  require_rank4(v, "values", "(B, H, Sk, dv)");
+  const Shape& qs = q.shape();
+  const Shape& ks = k.shape();
+  const Shape& vs = v.shape();
+  if (ks[0] != qs[0] || ks[1] != qs[1] || ks[3] != qs[3]) {
+    throw ShapeError(fmt::format("{}: keys {} of shape {} do not fit queries {} of shape {}: expected ({}, {}, Sk, {})",
+                                 kOp, k.describe(), ks, q.describe(), qs, qs[0], qs[1], qs[3]));
+  }
+  if (vs[0] != qs[0] || vs[1] != qs[1] || vs[2] != ks[2]) {
+    throw ShapeError(fmt::format("{}: values {} of shape {} do not fit keys {} of shape {}: expected ({}, {}, {}, dv)",
+                                 kOp, v.describe(), vs, k.describe(), ks, qs[0], qs[1], ks[2]));
+  }
+  if (!std::isfinite(scale)) throw ValueError(fmt::format("{} of {}: scale must be finite, got {}", kOp, q.describe(), scale));
+  if (!(dropout_p >= 0.0 && dropout_p < 1.0)) {
+    throw ValueError(fmt::format("{} of {}: dropout p must be in [0, 1), got {}", kOp, q.describe(), dropout_p));
+  }
+  const Shape scores{qs[0], qs[1], qs[2], ks[2]};
+  std::vector<Var> operands{q, k, v};
+  if (bias) {
+    detail::same_graph(kOp, {q, *bias});
+    detail::require_same_dtype(kOp, q, *bias);
+    const Shape& bs = bias->shape();
+    bool fits = bs.rank() <= 4;
+    for (int axis = 0; fits && axis < bs.rank(); ++axis) {
+      const std::int64_t want = scores[4 - bs.rank() + axis];
+      fits = bs[axis] == want || bs[axis] == 1;
+    }
+    if (!fits) {
+      throw ShapeError(fmt::format("{}: bias {} of shape {} does not broadcast to the scores' shape (B, H, Sq, Sk) = {}",
+                                   kOp, bias->describe(), bs, scores));
+    }
+    operands.push_back(*bias);
+  }
+  // A seed only when dropout is on, as dropout() draws one: graphs keep their parameter streams.
+  const AttentionAttr attr{scale, dropout_p, dropout_p > 0.0 ? g.next_seed() : 0, bias.has_value(), false};
+  const RecordLayout layout = record_layout(attention_shape(qs, ks, vs), 0, dropout_p > 0.0);
+  const Var record = detail::add_node(op_attention, operands, attr, q.dtype(), Shape{layout.forward_total});
+  operands.insert(operands.begin(), record);
+  return detail::add_node(op_attention_output, operands, attr, q.dtype(), Shape{qs[0], qs[1], qs[2], vs[3]});
+}
+
+}  // namespace xg
