@@ -52,6 +52,63 @@ void sgemm_rate(int n, int warmup, int steps) {
   fmt::print("{{\"sgemm_n\": {}, \"ms\": {:.3f}, \"gflops\": {:.2f}}}\n", n, ms, 2.0 * n * n * n / (ms * 1e6));
 }
 
+/// bench/README's GEMM check: every matrix product of the workload's training step, timed inside
+/// the step (profiling) against OpenBLAS sgemm called directly on the same shapes, the way the
+/// matmul kernel would (one tall product when B is a shared matrix, else one per batch element).
+void gemm_check(bench::Workload& w, int warmup, int steps) {
+  Trainer trainer(w.graph, w.objective, optim::adamw_factory(0.01, std::nullopt));
+  for (int i = 0; i < warmup; ++i) trainer.step(w.feeds, 1e-3);
+  trainer.program().set_profiling(true);
+  for (int i = 0; i < steps; ++i) trainer.step(w.feeds, 1e-3);
+  struct Row {
+    std::string shape;
+    int calls = 0;
+    double ours_ns = 0.0, direct_ns = 0.0;
+  };
+  std::vector<Row> rows;
+  for (const Program::StepTime& t : trainer.program().step_times()) {
+    if (t.op != "matmul") continue;
+    const Node& n = w.graph.node(t.node);
+    const Shape& a = w.graph.node(n.inputs[0]).shape;
+    const Shape& b = w.graph.node(n.inputs[1]).shape;
+    const auto& attr = std::get<MatmulAttr>(n.attrs);
+    const std::int64_t m = n.shape[n.shape.rank() - 2], cols = n.shape[n.shape.rank() - 1];
+    const std::int64_t k = attr.transpose_a ? a[a.rank() - 2] : a[a.rank() - 1];
+    const std::int64_t batch = n.shape.numel() / (m * cols);
+    const bool shared_b = b.rank() == 2 && !attr.transpose_a;
+    const std::int64_t products = shared_b ? 1 : batch, rows_per = shared_b ? batch * m : m;
+    std::vector<float> av(static_cast<std::size_t>(a.numel()), 0.5f), bv(static_cast<std::size_t>(b.numel()), 0.25f);
+    std::vector<float> cv(static_cast<std::size_t>(n.shape.numel()));
+    const std::int64_t a_step = a.numel() == products * rows_per * k ? rows_per * k : 0;
+    const std::int64_t b_step = b.numel() == products * k * cols ? k * cols : 0;
+    const double direct_ms = median_ms(warmup, steps, [&] {
+      for (std::int64_t i = 0; i < products; ++i) {
+        cblas_sgemm(CblasRowMajor, attr.transpose_a ? CblasTrans : CblasNoTrans, attr.transpose_b ? CblasTrans : CblasNoTrans,
+                    static_cast<int>(rows_per), static_cast<int>(cols), static_cast<int>(k), 1.0f, av.data() + i * a_step,
+                    static_cast<int>(attr.transpose_a ? rows_per : k), bv.data() + i * b_step,
+                    static_cast<int>(attr.transpose_b ? k : cols), 0.0f, cv.data() + i * rows_per * cols, static_cast<int>(cols));
+      }
+    });
+    const std::string shape = fmt::format("{}x ({}{} x {}{})", products, fmt::format("{}x{}", rows_per, k),
+                                          attr.transpose_a ? "^T" : "", fmt::format("{}x{}", k, cols), attr.transpose_b ? "^T" : "");
+    auto row = std::find_if(rows.begin(), rows.end(), [&](const Row& r) { return r.shape == shape; });
+    if (row == rows.end()) row = rows.insert(rows.end(), Row{shape});
+    ++row->calls;
+    row->ours_ns += t.nanoseconds;
+    row->direct_ns += direct_ms * 1e6;
+  }
+  double ours = 0.0, direct = 0.0;
+  fmt::print("{} GEMMs of a training step, inside the step against sgemm called directly:\n", w.name);
+  fmt::print("  {:<34} {:>5} {:>10} {:>10} {:>7}\n", "products (m x k, k x n)", "calls", "ours us", "direct us", "ratio");
+  for (const Row& r : rows) {
+    fmt::print("  {:<34} {:>5} {:>10.1f} {:>10.1f} {:>7.3f}\n", r.shape, r.calls, r.ours_ns / 1e3, r.direct_ns / 1e3,
+               r.ours_ns / r.direct_ns);
+    ours += r.ours_ns;
+    direct += r.direct_ns;
+  }
+  fmt::print("  {:<34} {:>5} {:>10.1f} {:>10.1f} {:>7.3f}\n", "total", "", ours / 1e3, direct / 1e3, ours / direct);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -59,10 +116,10 @@ int main(int argc, char** argv) {
   int warmup = 5, steps = 20;
   std::int64_t scaling_seq = 0, scaling_batch = 0;
   int sgemm = 0;
-  bool profile = false;
+  bool profile = false, check_gemm = false;
   for (int i = 1; i < argc; i += 2) {
-    if (std::string_view(argv[i]) == "--profile") {
-      profile = true;
+    if (std::string_view(argv[i]) == "--profile" || std::string_view(argv[i]) == "--gemm-check") {
+      (std::string_view(argv[i]) == "--profile" ? profile : check_gemm) = true;
       --i;
       continue;
     }
@@ -77,7 +134,7 @@ int main(int argc, char** argv) {
     else if (flag == "--batch") scaling_batch = number;
     else if (flag == "--sgemm") sgemm = number;
     else {
-      fmt::print(stderr, "usage: xgrad_bench [--workload W1|W2|W3|all] [--steps N] [--warmup N] [--scaling-seq S [--batch B]] [--sgemm N] [--profile]\n");
+      fmt::print(stderr, "usage: xgrad_bench [--workload W1|W2|W3|all] [--steps N] [--warmup N] [--scaling-seq S [--batch B]] [--sgemm N] [--profile] [--gemm-check]\n");
       return 2;
     }
   }
@@ -98,6 +155,7 @@ int main(int argc, char** argv) {
     if (which != "all" && which != name) continue;
     auto w = std::make_unique<bench::Workload>();  // Vars point at its graph: it stays where it is
     build(*w);
-    run(*w, warmup, steps, profile);
+    if (check_gemm) gemm_check(*w, warmup, steps);
+    else run(*w, warmup, steps, profile);
   }
 }

@@ -7,6 +7,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "xgrad/graph.hpp"
@@ -17,6 +18,10 @@ namespace xg {
 struct CompileOptions {
   /// Let elementwise ops write over an operand that dies at that op.
   bool in_place = true;
+  /// Threads a run splits its kernels across (the caller's included); 0: one per hardware thread.
+  /// Results are reproducible for a given count. With more than one, BLAS runs single-threaded
+  /// inside a run so that the two kinds of threads do not compete for the cores.
+  int threads = 0;
 };
 
 /// One input value for Program::run: a view, not a copy, of the caller's array.
@@ -67,12 +72,22 @@ class Program {
   /// time and its share since profiling was switched on, slowest first. Off by default.
   void set_profiling(bool profile);
   std::string profile() const;
+  /// The same measurements per kernel call, in schedule order: the node it computes and its mean
+  /// time per run.
+  struct StepTime {
+    int node = 0;
+    std::string_view op;
+    double nanoseconds = 0.0;
+  };
+  std::vector<StepTime> step_times() const;
   /// Runs so far. Dropout masks depend on the graph's seed and this counter only, so restoring it
   /// (with the parameters and optimizer state) resumes training exactly.
   std::uint64_t run_index() const;
   void set_run_index(std::uint64_t runs);
 
   const MemoryReport& memory() const;
+  /// Threads a run uses (CompileOptions::threads).
+  int threads() const;
   /// Number of kernel calls per run.
   std::size_t steps() const;
   /// Floating-point operations of the matrix products in one run (2 m n k per product), including

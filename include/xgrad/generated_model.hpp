@@ -21,6 +21,7 @@
 #include "xgrad/graph.hpp"
 #include "xgrad/optim.hpp"
 #include "xgrad/tensor.hpp"
+#include "xgrad/thread_pool.hpp"
 
 namespace xg {
 

@@ -407,9 +407,10 @@ class {C} {{
     std::vector<xg::CheckpointTensor> named() const;
   }};
 
-  /// Parameters drawn as a Graph with this seed draws them; AdamW with these options.
+  /// Parameters drawn as a Graph with this seed draws them; AdamW with these options; kernels split
+  /// across `threads` threads (0: one per hardware thread), as a Program compiled with that many.
   explicit {C}(std::uint64_t seed = 0, xg::optim::AdamOptions adam = xg::optim::adamw(),
-      std::optional<double> clip_norm = 1.0);
+      std::optional<double> clip_norm = 1.0, int threads = 0);
 
   /// Evaluation mode (no dropout). The outputs below hold its results until the next call.
   void forward(const Inputs& inputs);
@@ -447,6 +448,7 @@ class {C} {{
   std::array<std::uint64_t, {dropouts}> dropout_seeds_{{}};
   std::vector<xg::Node> seeded_nodes_;  // kernel nodes whose stream seed is one of dropout_seeds_
   xg::FixedArena<arena_bytes> arena_;
+  std::unique_ptr<xg::ThreadPool> pool_;
 }};
 
 }}  // namespace xg::generated
@@ -514,8 +516,10 @@ namespace {{
 {declarations}
 }}  // namespace
 
-{C}::{C}(std::uint64_t seed, xg::optim::AdamOptions adam, std::optional<double> clip_norm)
-    : adam_(adam), clip_norm_(clip_norm) {{
+{C}::{C}(std::uint64_t seed, xg::optim::AdamOptions adam, std::optional<double> clip_norm, int threads)
+    : adam_(adam),
+      clip_norm_(clip_norm),
+      pool_(std::make_unique<xg::ThreadPool>(threads > 0 ? threads : xg::ThreadPool::hardware_threads())) {{
   // The draws of Graph(seed): every parameter's values and every dropout stream's seed, in graph order.
   std::mt19937_64 rng(seed);
 {init}{seeded_nodes}}}
@@ -536,11 +540,13 @@ std::vector<xg::CheckpointTensor> {C}::Inputs::named() {{
 }}
 
 void {C}::run_forward(std::byte* arena, std::uint64_t run, bool training) {{
-  [[maybe_unused]] const xg::RunContext ctx{{run, training}};
+  [[maybe_unused]] const xg::RunContext ctx{{run, training, pool_.get()}};
+  const xg::SingleThreadedBlas blas(pool_->size() > 1);
 {forward_body}}}
 
 void {C}::run_train_step(std::byte* arena, std::uint64_t run, bool training) {{
-  [[maybe_unused]] const xg::RunContext ctx{{run, training}};
+  [[maybe_unused]] const xg::RunContext ctx{{run, training, pool_.get()}};
+  const xg::SingleThreadedBlas blas(pool_->size() > 1);
 {train_body}}}
 
 void {C}::forward(const Inputs& inputs) {{

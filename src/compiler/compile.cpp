@@ -34,6 +34,7 @@ Buffer Program::Impl::arena_buffer(int node) {
 
 Program compile(const Graph& graph, const std::vector<Var>& outputs, const CompileOptions& options) {
   if (outputs.empty()) throw ValueError("compile: no outputs given");
+  if (options.threads < 0) throw ValueError(fmt::format("compile: {} threads; 0 means one per hardware thread", options.threads));
   int last = 0;
   for (Var v : outputs) {
     if (!v.valid() || &v.graph() != &graph || v.id() < 0 || v.id() >= graph.size()) {
@@ -163,6 +164,8 @@ Program compile(const Graph& graph, const std::vector<Var>& outputs, const Compi
     const bool needed = lv.step_of[static_cast<std::size_t>(id)] == 0;
     impl->inputs.push_back({id, needed ? impl->arena_buffer(id) : Buffer{}, needed});
   }
+  impl->pool = std::make_unique<ThreadPool>(options.threads == 0 ? ThreadPool::hardware_threads() : options.threads);
+  impl->context.pool = impl->pool.get();
   return Program(std::move(impl));
 }
 

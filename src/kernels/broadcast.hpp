@@ -28,19 +28,17 @@ inline void broadcast_strides(Dims in, Dims out, std::int64_t* strides) {
   }
 }
 
-/// Calls row(offsets, inner_strides, n) for every innermost row of `out`, where offsets[k] is the
-/// element offset of operand k at the row's start (operand 0 is the output, contiguous) and
-/// inner_strides[k] its stride along the row.
-template <std::size_t N, class Row>
-void for_each_row(Dims out, const std::array<Dims, N>& operands, Row&& row) {
-  constexpr std::size_t K = N + 1;
-  for (std::int64_t extent : out) {
-    if (extent == 0) return;
-  }
-  int rank = 0;
-  std::array<std::int64_t, kMaxRank> dims{};
-  std::array<std::array<std::int64_t, kMaxRank>, K> strides{};
-  {
+/// The innermost rows of `out` with its operands broadcast to it: adjacent axes that every operand
+/// steps through as one are merged, so a same-shape operation is one long row.
+template <std::size_t N>
+class RowWalk {
+ public:
+  static constexpr std::size_t K = N + 1;  // operand 0 is the output, contiguous
+
+  RowWalk(Dims out, const std::array<Dims, N>& operands) {
+    for (std::int64_t extent : out) {
+      if (extent == 0) empty_ = true;
+    }
     std::array<std::array<std::int64_t, kMaxRank>, K> full{};
     broadcast_strides(out, out, full[0].data());
     for (std::size_t k = 0; k < N; ++k) broadcast_strides(operands[k], out, full[k + 1].data());
@@ -48,41 +46,77 @@ void for_each_row(Dims out, const std::array<Dims, N>& operands, Row&& row) {
     for (std::size_t axis = 0; axis < out.size(); ++axis) {
       const std::int64_t extent = out[axis];
       if (extent == 1) continue;
-      bool merge = rank > 0;
-      for (std::size_t k = 0; k < K && merge; ++k) {
-        merge = strides[k][rank - 1] == full[k][axis] * extent;
-      }
+      bool merge = rank_ > 0;
+      for (std::size_t k = 0; k < K && merge; ++k) merge = strides_[k][rank_ - 1] == full[k][axis] * extent;
       if (merge) {
-        dims[rank - 1] *= extent;
-        for (std::size_t k = 0; k < K; ++k) strides[k][rank - 1] = full[k][axis];
+        dims_[rank_ - 1] *= extent;
+        for (std::size_t k = 0; k < K; ++k) strides_[k][rank_ - 1] = full[k][axis];
       } else {
-        dims[rank] = extent;
-        for (std::size_t k = 0; k < K; ++k) strides[k][rank] = full[k][axis];
-        ++rank;
+        dims_[rank_] = extent;
+        for (std::size_t k = 0; k < K; ++k) strides_[k][rank_] = full[k][axis];
+        ++rank_;
       }
     }
   }
-  std::array<std::int64_t, K> offsets{};
-  std::array<std::int64_t, K> inner{};
-  if (rank == 0) {
-    row(offsets, inner, std::int64_t{1});
-    return;
+
+  /// Number of rows (0 for an empty output).
+  std::int64_t rows() const {
+    if (empty_) return 0;
+    std::int64_t count = 1;
+    for (int axis = 0; axis + 1 < rank_; ++axis) count *= dims_[axis];
+    return count;
   }
-  for (std::size_t k = 0; k < K; ++k) inner[k] = strides[k][rank - 1];
-  const std::int64_t n = dims[rank - 1];
-  std::array<std::int64_t, kMaxRank> index{};
-  while (true) {
-    row(offsets, inner, n);
-    int axis = rank - 2;
-    for (; axis >= 0; --axis) {
-      ++index[axis];
-      for (std::size_t k = 0; k < K; ++k) offsets[k] += strides[k][axis];
-      if (index[axis] < dims[axis]) break;
-      for (std::size_t k = 0; k < K; ++k) offsets[k] -= strides[k][axis] * dims[axis];
-      index[axis] = 0;
+  std::int64_t row_length() const { return rank_ == 0 ? 1 : dims_[rank_ - 1]; }
+
+  /// Calls row(offsets, inner_strides, n) for rows [first, last), in order, where offsets[k] is the
+  /// element offset of operand k at the row's start and inner_strides[k] its stride along the row.
+  template <class Row>
+  void visit(std::int64_t first, std::int64_t last, Row&& row) const {
+    std::array<std::int64_t, K> offsets{}, inner{};
+    if (first >= last) return;
+    if (rank_ == 0) {
+      row(offsets, inner, std::int64_t{1});
+      return;
     }
-    if (axis < 0) return;
+    for (std::size_t k = 0; k < K; ++k) inner[k] = strides_[k][rank_ - 1];
+    std::array<std::int64_t, kMaxRank> index{};
+    for (int axis = rank_ - 2; axis >= 0; --axis) {  // the multi-index of row `first`
+      const std::int64_t below = rows_below(axis);
+      index[axis] = (first / below) % dims_[axis];
+      for (std::size_t k = 0; k < K; ++k) offsets[k] += index[axis] * strides_[k][axis];
+    }
+    const std::int64_t n = dims_[rank_ - 1];
+    for (std::int64_t r = first; r < last; ++r) {
+      row(offsets, inner, n);
+      for (int axis = rank_ - 2; axis >= 0; --axis) {
+        ++index[axis];
+        for (std::size_t k = 0; k < K; ++k) offsets[k] += strides_[k][axis];
+        if (index[axis] < dims_[axis]) break;
+        for (std::size_t k = 0; k < K; ++k) offsets[k] -= strides_[k][axis] * dims_[axis];
+        index[axis] = 0;
+      }
+    }
   }
+
+ private:
+  /// Rows spanned by one step of `axis` (the product of the extents between it and the row axis).
+  std::int64_t rows_below(int axis) const {
+    std::int64_t count = 1;
+    for (int a = axis + 1; a + 1 < rank_; ++a) count *= dims_[a];
+    return count;
+  }
+
+  bool empty_ = false;
+  int rank_ = 0;
+  std::array<std::int64_t, kMaxRank> dims_{};
+  std::array<std::array<std::int64_t, kMaxRank>, K> strides_{};
+};
+
+/// Calls row(offsets, inner_strides, n) for every innermost row of `out` (see RowWalk::visit).
+template <std::size_t N, class Row>
+void for_each_row(Dims out, const std::array<Dims, N>& operands, Row&& row) {
+  const RowWalk<N> walk(out, operands);
+  walk.visit(0, walk.rows(), row);
 }
 
 /// Splits `dims` around `axis` into (outer, extent, inner) for kernels that work along one axis.

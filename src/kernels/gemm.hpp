@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "xgrad/thread_pool.hpp"
+
 namespace xg::kernels {
 
 /// op(A) is m x k, op(B) is k x n, C is m x n; lda, ldb and ldc are row strides in elements.
@@ -38,12 +40,34 @@ void gemm(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, st
   gemm(transpose_a, transpose_b, m, n, k, T(1), a, transpose_a ? m : k, b, transpose_b ? k : n, T(0), c, n);
 }
 
+/// Products below this many floating-point operations run on the calling thread: splitting them
+/// costs more in hand-over than it saves.
+inline constexpr double kParallelGemmFlops = 1 << 21;
+
 /// `count` products, the i-th of A at a + i * a_step and B at b + i * b_step (a step of 0 shares
-/// the operand) into consecutive C blocks.
+/// the operand) into consecutive C blocks. With a pool, products are split across its threads: whole
+/// products when there are enough of them, else the rows of each (every C element is still one
+/// dot product, computed by one call).
 template <class T>
-void gemm_batch(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, std::int64_t k, std::int64_t count,
-                const T* a, std::int64_t a_step, const T* b, std::int64_t b_step, T* c) {
-  for (std::int64_t i = 0; i < count; ++i) gemm(transpose_a, transpose_b, m, n, k, a + i * a_step, b + i * b_step, c + i * m * n);
+void gemm_batch(ThreadPool* pool, bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, std::int64_t k,
+                std::int64_t count, const T* a, std::int64_t a_step, const T* b, std::int64_t b_step, T* c) {
+  const auto product = [&](std::int64_t i, std::int64_t r0, std::int64_t r1) {
+    const T* ai = a + i * a_step + (transpose_a ? r0 : r0 * k);
+    gemm(transpose_a, transpose_b, r1 - r0, n, k, T(1), ai, transpose_a ? m : k, b + i * b_step, transpose_b ? k : n, T(0),
+         c + i * m * n + r0 * n, n);
+  };
+  const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) * static_cast<double>(count);
+  if (pool == nullptr || pool->size() == 1 || flops < kParallelGemmFlops) {
+    for (std::int64_t i = 0; i < count; ++i) product(i, 0, m);
+  } else if (count >= pool->size()) {
+    pool->parallel_for(count, [&](std::int64_t first, std::int64_t last) {
+      for (std::int64_t i = first; i < last; ++i) product(i, 0, m);
+    });
+  } else {
+    for (std::int64_t i = 0; i < count; ++i) {
+      pool->parallel_for(m, [&](std::int64_t r0, std::int64_t r1) { product(i, r0, r1); });
+    }
+  }
 }
 
 }  // namespace xg::kernels

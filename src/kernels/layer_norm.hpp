@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/parallel.hpp"
 #include "kernels/simd.hpp"
 
 namespace xg::kernels {
@@ -56,6 +57,22 @@ void layer_norm_backward(const T* x, const T* g, T* dx, std::int64_t rows, std::
     map_binary(xr, 1, gr, 1, dr, n,
                [=]<class V>(V v, V g) { return V(rstd) * (g - V(g_mean) - (v - V(mean)) * V(rstd) * V(gx_mean)); });
   }
+}
+
+/// Both, with the rows split across a pool.
+template <class T>
+void layer_norm_forward(ThreadPool* pool, const T* x, const T* gamma, const T* beta, T* y, std::int64_t rows,
+                        std::int64_t n, T eps) {
+  parallel_rows(pool, rows, n, [&](std::int64_t first, std::int64_t last) {
+    layer_norm_forward(x + first * n, gamma, beta, y + first * n, last - first, n, eps);
+  });
+}
+
+template <class T>
+void layer_norm_backward(ThreadPool* pool, const T* x, const T* g, T* dx, std::int64_t rows, std::int64_t n, T eps) {
+  parallel_rows(pool, rows, n, [&](std::int64_t first, std::int64_t last) {
+    layer_norm_backward(x + first * n, g + first * n, dx + first * n, last - first, n, eps);
+  });
 }
 
 }  // namespace xg::kernels

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <limits>
 
+#include "kernels/parallel.hpp"
 #include "kernels/simd.hpp"
 
 namespace xg::kernels {
@@ -61,6 +62,14 @@ void softmax_rows(const T* x, T* y, std::int64_t outer, std::int64_t n, std::int
       }
     }
   }
+}
+
+/// The same with the outer rows split across a pool.
+template <bool Log, class T>
+void softmax_rows(ThreadPool* pool, const T* x, T* y, std::int64_t outer, std::int64_t n, std::int64_t inner) {
+  parallel_rows(pool, outer, n * inner, [&](std::int64_t first, std::int64_t last) {
+    softmax_rows<Log>(x + first * n * inner, y + first * n * inner, last - first, n, inner);
+  });
 }
 
 }  // namespace xg::kernels

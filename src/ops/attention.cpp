@@ -12,6 +12,7 @@
 #include <cmath>
 
 #include "kernels/flash_attention.hpp"
+#include "kernels/parallel.hpp"
 #include "ops/builder_util.hpp"
 #include "xgrad/ops.hpp"
 
@@ -22,6 +23,25 @@ constexpr std::string_view kOp = "scaled_dot_product_attention";
 
 kernels::AttentionShape attention_shape(const Shape& q, const Shape& k, const Shape& v) {
   return {q[0] * q[1], q[2], k[2], q[3], v[3], q[1]};
+}
+
+/// Heads are split across at most this many threads, each with its own scratch in the record (a
+/// record's size is fixed when the graph is built, before any thread count is known).
+constexpr std::int64_t kMaxWorkers = 4;
+
+/// Calls work(first_head, last_head, worker) on disjoint head ranges, one per thread of the pool
+/// (at most kMaxWorkers). Heads are independent, so the split changes no result.
+template <class Work>
+void split_heads(ThreadPool* pool, std::int64_t heads, std::int64_t elements, Work&& work) {
+  const std::int64_t workers =
+      kernels::worth_splitting(pool, elements) ? std::min<std::int64_t>({pool->size(), kMaxWorkers, heads}) : 1;
+  if (workers == 1) {
+    work(std::int64_t{0}, heads, std::int64_t{0});
+    return;
+  }
+  pool->parallel_for(workers, [&](std::int64_t first, std::int64_t last) {
+    for (std::int64_t w = first; w < last; ++w) work(heads * w / workers, heads * (w + 1) / workers, w);
+  });
 }
 
 /// Offsets (in elements) of the parts of both records.
@@ -35,12 +55,12 @@ RecordLayout record_layout(const kernels::AttentionShape& s, std::int64_t bias_g
   r.row_max = r.out + s.heads * s.q_len * s.v_dim;
   r.row_sum = r.row_max + s.heads * s.q_len;
   r.forward_scratch = r.row_sum + s.heads * s.q_len;
-  r.forward_total = r.forward_scratch + kernels::attention_forward_scratch(s);
+  r.forward_total = r.forward_scratch + kMaxWorkers * kernels::attention_forward_scratch(s);
   r.d_k = r.d_q + s.heads * s.q_len * s.qk_dim;
   r.d_v = r.d_k + s.heads * s.k_len * s.qk_dim;
   r.d_bias = r.d_v + s.heads * s.k_len * s.v_dim;
   r.backward_scratch = r.d_bias + bias_grad_numel;
-  r.backward_total = r.backward_scratch + kernels::attention_backward_scratch(s, dropout);
+  r.backward_total = r.backward_scratch + kMaxWorkers * kernels::attention_backward_scratch(s, dropout);
   return r;
 }
 
@@ -68,9 +88,12 @@ void attention_forward_kernel(const Node& node, std::span<const Buffer> in, cons
   visit_float(out.dtype, [&]<class T>() {
     T* record = out.as<T>();
     const auto bias = attr.has_bias ? bias_view(in[3].as<T>(), *in[3].shape) : kernels::BiasView<T>{};
-    kernels::flash_attention_forward<T>(s, in[0].as<T>(), in[1].as<T>(), in[2].as<T>(), bias, static_cast<T>(attr.scale),
-                                        dropout_stream(attr, ctx), record + layout.out, record + layout.row_max,
-                                        record + layout.row_sum, record + layout.forward_scratch, 0, s.heads);
+    const std::int64_t scratch = kernels::attention_forward_scratch(s);
+    split_heads(ctx.pool, s.heads, s.heads * s.q_len * s.k_len, [&](std::int64_t first, std::int64_t last, std::int64_t worker) {
+      kernels::flash_attention_forward<T>(s, in[0].as<T>(), in[1].as<T>(), in[2].as<T>(), bias, static_cast<T>(attr.scale),
+                                          dropout_stream(attr, ctx), record + layout.out, record + layout.row_max,
+                                          record + layout.row_sum, record + layout.forward_scratch + worker * scratch, first, last);
+    });
   });
 }
 
@@ -87,10 +110,16 @@ void attention_backward_kernel(const Node& node, std::span<const Buffer> in, con
     const auto bias = attr.has_bias ? bias_view(in[3].as<T>(), *in[3].shape) : kernels::BiasView<T>{};
     const auto d_bias = attr.bias_grad ? bias_view(grads + layout.d_bias, *in[3].shape) : kernels::BiasView<T>{};
     std::fill(grads + layout.d_bias, grads + layout.d_bias + bias_grad_numel, T(0));
-    kernels::flash_attention_backward<T>(s, in[0].as<T>(), in[1].as<T>(), in[2].as<T>(), bias, static_cast<T>(attr.scale),
-                                         dropout_stream(attr, ctx), forward + layout.out, forward + layout.row_max,
-                                         forward + layout.row_sum, in[record_at + 1].as<T>(), grads + layout.d_q, grads + layout.d_k,
-                                         grads + layout.d_v, d_bias, grads + layout.backward_scratch, 0, s.heads);
+    // The bias gradient sums over heads that share a bias element: one thread then, in head order.
+    const std::int64_t scratch = kernels::attention_backward_scratch(s, attr.dropout > 0.0);
+    split_heads(attr.bias_grad ? nullptr : ctx.pool, s.heads, s.heads * s.q_len * s.k_len,
+                [&](std::int64_t first, std::int64_t last, std::int64_t worker) {
+                  kernels::flash_attention_backward<T>(
+                      s, in[0].as<T>(), in[1].as<T>(), in[2].as<T>(), bias, static_cast<T>(attr.scale), dropout_stream(attr, ctx),
+                      forward + layout.out, forward + layout.row_max, forward + layout.row_sum, in[record_at + 1].as<T>(),
+                      grads + layout.d_q, grads + layout.d_k, grads + layout.d_v, d_bias,
+                      grads + layout.backward_scratch + worker * scratch, first, last);
+                });
   });
 }
 

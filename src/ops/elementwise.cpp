@@ -4,6 +4,7 @@
 
 #include "kernels/broadcast.hpp"
 #include "kernels/functors.hpp"
+#include "kernels/parallel.hpp"
 #include "kernels/simd.hpp"
 #include "ops/builder_util.hpp"
 #include "ops/emit_util.hpp"
@@ -19,8 +20,8 @@ using namespace kernels::functors;
 
 // ---- kernels ----
 template <class F>
-void unary_kernel(const Node&, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
-  visit_float(out.dtype, [&]<class T>() { map_unary(in[0].as<T>(), out.as<T>(), out.numel(), F{}); });
+void unary_kernel(const Node&, std::span<const Buffer> in, const Buffer& out, const RunContext& ctx) {
+  visit_float(out.dtype, [&]<class T>() { map_unary(ctx.pool, in[0].as<T>(), out.as<T>(), out.numel(), F{}); });
 }
 
 void gelu_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext& ctx) {
@@ -32,13 +33,13 @@ void gelu_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out
 }
 
 template <class F>
-void binary_kernel(const Node&, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
+void binary_kernel(const Node&, std::span<const Buffer> in, const Buffer& out, const RunContext& ctx) {
   visit_dtype(out.dtype, [&]<class T>() {
     const T* a = in[0].as<T>();
     const T* b = in[1].as<T>();
     T* y = out.as<T>();
-    kernels::for_each_row<2>(out.dims(), {in[0].dims(), in[1].dims()}, [&](const auto& at, const auto& step,
-                                                                           std::int64_t n) {
+    kernels::parallel_for_each_row<2>(ctx.pool, out.dims(), {in[0].dims(), in[1].dims()}, [&](const auto& at, const auto& step,
+                                                                                               std::int64_t n) {
       map_binary(a + at[1], step[1], b + at[2], step[2], y + at[0], n, F{});
     });
   });
@@ -84,7 +85,7 @@ std::string functor() {
 
 template <class F>
 std::string emit_unary(const EmitArgs& a) {
-  return fmt::format("xg::kernels::map_unary({}, {}, {}, {});", a.inputs[0].pointer, a.output.pointer,
+  return fmt::format("xg::kernels::map_unary({}.pool, {}, {}, {}, {});", a.context, a.inputs[0].pointer, a.output.pointer,
                      a.output.shape->numel(), functor<F>());
 }
 
@@ -101,10 +102,10 @@ std::string emit_binary(const EmitArgs& a) {
   if (outer && (*outer)[0] == rows[0].n && rows[0].step[0] == 1) {
     const auto& step = rows[0].step;
     if (rows.size() == 1) {
-      return fmt::format("xg::kernels::map_binary({}, {}, {}, {}, {}, {}, {});", a.inputs[0].pointer, step[1],
-                         a.inputs[1].pointer, step[2], a.output.pointer, rows[0].n, f);
+      return fmt::format("xg::kernels::map_binary({}.pool, {}, {}, {}, {}, {}, {}, {});", a.context, a.inputs[0].pointer,
+                         step[1], a.inputs[1].pointer, step[2], a.output.pointer, rows[0].n, f);
     }
-    return fmt::format("xg::kernels::map_binary_rows({}, {}, {}, {}, {}, {}, {}, {}, {}, {});", a.inputs[0].pointer,
+    return fmt::format("xg::kernels::map_binary_rows({}.pool, {}, {}, {}, {}, {}, {}, {}, {}, {}, {});", a.context, a.inputs[0].pointer,
                        (*outer)[1], step[1], a.inputs[1].pointer, (*outer)[2], step[2], a.output.pointer, rows.size(),
                        rows[0].n, f);
   }

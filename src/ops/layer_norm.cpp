@@ -17,23 +17,23 @@ std::pair<std::int64_t, std::int64_t> rows_of(const Shape& x, int normalized_ndi
   return {n == 0 ? 0 : x.numel() / n, n};
 }
 
-void layer_norm_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
+void layer_norm_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext& ctx) {
   const auto& attr = std::get<NormAttr>(node.attrs);
   const auto shape = rows_of(*in[0].shape, attr.normalized_ndim);  // captured below: no structured binding
   const std::int64_t rows = shape.first, n = shape.second;
   visit_float(out.dtype, [&]<class T>() {
     const T* gamma = attr.has_gamma ? in[1].as<T>() : nullptr;
     const T* beta = attr.has_beta ? in[attr.has_gamma ? 2 : 1].as<T>() : nullptr;
-    kernels::layer_norm_forward(in[0].as<T>(), gamma, beta, out.as<T>(), rows, n, static_cast<T>(attr.eps));
+    kernels::layer_norm_forward(ctx.pool, in[0].as<T>(), gamma, beta, out.as<T>(), rows, n, static_cast<T>(attr.eps));
   });
 }
 
-void layer_norm_grad_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
+void layer_norm_grad_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext& ctx) {
   const auto& attr = std::get<NormAttr>(node.attrs);
   const auto shape = rows_of(*in[0].shape, attr.normalized_ndim);  // captured below: no structured binding
   const std::int64_t rows = shape.first, n = shape.second;
   visit_float(out.dtype, [&]<class T>() {
-    kernels::layer_norm_backward(in[0].as<T>(), in[1].as<T>(), out.as<T>(), rows, n, static_cast<T>(attr.eps));
+    kernels::layer_norm_backward(ctx.pool, in[0].as<T>(), in[1].as<T>(), out.as<T>(), rows, n, static_cast<T>(attr.eps));
   });
 }
 
@@ -45,14 +45,14 @@ std::string emit_layer_norm(const EmitArgs& a) {
   const std::string none = fmt::format("static_cast<const {}*>(nullptr)", type);
   const std::string gamma = attr.has_gamma ? a.inputs[1].pointer : none;
   const std::string beta = attr.has_beta ? a.inputs[attr.has_gamma ? 2 : 1].pointer : none;
-  return fmt::format("xg::kernels::layer_norm_forward({}, {}, {}, {}, {}, {}, static_cast<{}>({:a}));", a.inputs[0].pointer,
+  return fmt::format("xg::kernels::layer_norm_forward({}.pool, {}, {}, {}, {}, {}, {}, static_cast<{}>({:a}));", a.context, a.inputs[0].pointer,
                      gamma, beta, a.output.pointer, rows, n, type, attr.eps);
 }
 
 std::string emit_layer_norm_grad(const EmitArgs& a) {
   const auto& attr = std::get<NormAttr>(a.node.attrs);
   const auto [rows, n] = rows_of(*a.inputs[0].shape, attr.normalized_ndim);
-  return fmt::format("xg::kernels::layer_norm_backward({}, {}, {}, {}, {}, static_cast<{}>({:a}));", a.inputs[0].pointer,
+  return fmt::format("xg::kernels::layer_norm_backward({}.pool, {}, {}, {}, {}, {}, static_cast<{}>({:a}));", a.context, a.inputs[0].pointer,
                      a.inputs[1].pointer, a.output.pointer, rows, n, emit::cpp_type(a.output.dtype), attr.eps);
 }
 

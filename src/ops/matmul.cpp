@@ -8,8 +8,6 @@
 namespace xg {
 namespace {
 
-using kernels::gemm;
-
 struct MatmulDims {
   std::int64_t m, n, k;
 };
@@ -19,7 +17,7 @@ MatmulDims matmul_dims(std::span<const std::int64_t> a, std::span<const std::int
           attr.transpose_a ? a[ra - 2] : a[ra - 1]};
 }
 
-void matmul_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
+void matmul_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext& ctx) {
   const auto& attr = std::get<MatmulAttr>(node.attrs);
   const auto a_dims = in[0].dims(), b_dims = in[1].dims(), c_dims = out.dims();
   // Plain variables, not a structured binding: the lambda below captures them (clang < 16 refuses
@@ -36,13 +34,13 @@ void matmul_kernel(const Node& node, std::span<const Buffer> in, const Buffer& o
     }
     // A shared right operand: the whole batch of A is one tall matrix and one GEMM.
     if (b_dims.size() == 2 && !attr.transpose_a) {
-      gemm(false, attr.transpose_b, out.numel() / n, n, k, a, b, c);
+      kernels::gemm_batch(ctx.pool, false, attr.transpose_b, out.numel() / n, n, k, 1, a, 0, b, 0, c);
       return;
     }
     const auto batch = c_dims.first(c_dims.size() - 2);
     const auto a_batch = a_dims.first(a_dims.size() - 2), b_batch = b_dims.first(b_dims.size() - 2);
     kernels::for_each_row<2>(batch, {a_batch, b_batch}, [&](const auto& at, const auto& step, std::int64_t count) {
-      kernels::gemm_batch(attr.transpose_a, attr.transpose_b, m, n, k, count, a + at[1] * m * k, step[1] * m * k,
+      kernels::gemm_batch(ctx.pool, attr.transpose_a, attr.transpose_b, m, n, k, count, a + at[1] * m * k, step[1] * m * k,
                           b + at[2] * k * n, step[2] * k * n, c + at[0] * m * n);
     });
   });
@@ -59,8 +57,8 @@ std::string emit_matmul(const EmitArgs& args) {
   const std::string& b = args.inputs[1].pointer;
   const std::string& c = args.output.pointer;
   if (b_dims.size() == 2 && !attr.transpose_a) {
-    return fmt::format("xg::kernels::gemm(false, {}, {}, {}, {}, {}, {}, {});", attr.transpose_b,
-                       args.output.shape->numel() / d.n, d.n, d.k, a, b, c);
+    return fmt::format("xg::kernels::gemm_batch({}.pool, false, {}, {}, {}, {}, 1, {}, 0, {}, 0, {});", args.context,
+                       attr.transpose_b, args.output.shape->numel() / d.n, d.n, d.k, a, b, c);
   }
   const auto batch = std::span(c_dims).first(c_dims.size() - 2);
   const auto a_batch = std::span(a_dims).first(a_dims.size() - 2), b_batch = std::span(b_dims).first(b_dims.size() - 2);
@@ -68,7 +66,7 @@ std::string emit_matmul(const EmitArgs& args) {
   if (rows.size() > emit::kMaxStraightLineRows) return {};
   std::string code;
   for (const auto& row : rows) {
-    code += fmt::format("xg::kernels::gemm_batch({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {});\n", attr.transpose_a,
+    code += fmt::format("xg::kernels::gemm_batch({}.pool, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {});\n", args.context, attr.transpose_a,
                         attr.transpose_b, d.m, d.n, d.k, row.n, emit::offset(a, row.start[1] * d.m * d.k),
                         row.step[1] * d.m * d.k, emit::offset(b, row.start[2] * d.k * d.n), row.step[2] * d.k * d.n,
                         emit::offset(c, row.start[0] * d.m * d.n));

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "xgrad/graph.hpp"
+#include "xgrad/thread_pool.hpp"
 
 namespace xg {
 
@@ -15,6 +16,7 @@ namespace xg {
 struct RunContext {
   std::uint64_t run_index = 0;
   bool training = false;
+  ThreadPool* pool = nullptr;  // kernels may split their work across it; null: the calling thread only
 };
 
 /// A value as a kernel sees it: contiguous row-major data of the node's shape.

@@ -11,17 +11,17 @@ namespace xg {
 namespace {
 
 template <bool Log>
-void softmax_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
+void softmax_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext& ctx) {
   const auto split = kernels::split_at(in[0].dims(), std::get<AxisAttr>(node.attrs).axis);
   visit_float(out.dtype, [&]<class T>() {
-    kernels::softmax_rows<Log>(in[0].as<T>(), out.as<T>(), split.outer, split.extent, split.inner);
+    kernels::softmax_rows<Log>(ctx.pool, in[0].as<T>(), out.as<T>(), split.outer, split.extent, split.inner);
   });
 }
 
 template <bool Log>
 std::string emit_softmax(const EmitArgs& a) {
   const auto split = kernels::split_at(a.inputs[0].shape->dims(), std::get<AxisAttr>(a.node.attrs).axis);
-  return fmt::format("xg::kernels::softmax_rows<{}>({}, {}, {}, {}, {});", Log, a.inputs[0].pointer, a.output.pointer,
+  return fmt::format("xg::kernels::softmax_rows<{}>({}.pool, {}, {}, {}, {}, {});", Log, a.context, a.inputs[0].pointer, a.output.pointer,
                      split.outer, split.extent, split.inner);
 }
 

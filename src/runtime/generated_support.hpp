@@ -19,4 +19,5 @@
 #include "kernels/softmax.hpp"
 #include "kernels/strided.hpp"
 #include "ops/op_def.hpp"
+#include "runtime/blas_threads.hpp"
 #include "xgrad/generated_model.hpp"

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "runtime/blas_threads.hpp"
 #include "runtime/program_impl.hpp"
 #include "xgrad/format.hpp"
 
@@ -94,6 +95,7 @@ void Program::run(std::span<const Feed> feeds) {
       if (slot.needed) require_finite(slot.buffer.data, p.nodes[static_cast<std::size_t>(slot.node)], slot.node, p.context.run_index, "was fed");
     }
   }
+  const SingleThreadedBlas blas(p.pool->size() > 1);
   for (std::size_t s = 0; s < p.steps.size(); ++s) {
     const Step& step = p.steps[s];
     const Node& n = p.nodes[static_cast<std::size_t>(step.node)];
@@ -180,9 +182,21 @@ std::string Program::profile() const {
   return out + fmt::format("{:<18} {:>6} {:>12.3f}\n", "total", p.steps.size(), static_cast<double>(total) / 1e6 / runs);
 }
 
+std::vector<Program::StepTime> Program::step_times() const {
+  const Impl& p = *impl_;
+  std::vector<StepTime> times;
+  const double runs = static_cast<double>(std::max<std::uint64_t>(p.profiled_runs, 1));
+  for (std::size_t s = 0; s < p.step_nanoseconds.size(); ++s) {
+    const int node = p.steps[s].node;
+    times.push_back({node, p.nodes[static_cast<std::size_t>(node)].op_name(), static_cast<double>(p.step_nanoseconds[s]) / runs});
+  }
+  return times;
+}
+
 std::uint64_t Program::run_index() const { return impl_->context.run_index; }
 void Program::set_run_index(std::uint64_t runs) { impl_->context.run_index = runs; }
 const MemoryReport& Program::memory() const { return impl_->memory; }
+int Program::threads() const { return impl_->pool->size(); }
 std::size_t Program::steps() const { return impl_->steps.size(); }
 
 std::uint64_t Program::matmul_flops() const {

@@ -49,6 +49,7 @@ struct Program::Impl {
   std::byte* arena = nullptr;  // arena_storage aligned to kArenaAlignment
   MemoryReport memory;
   RunContext context;
+  std::unique_ptr<ThreadPool> pool;  // context.pool points at it
   bool check_finite = false;
   bool profiling = false;
   std::vector<std::int64_t> step_nanoseconds;  // per step, summed over the profiled runs
