@@ -14,6 +14,7 @@
 #include "graph/registry.hpp"
 #include "test_decoder_lm.hpp"
 #include "test_decoder_lm_f64.hpp"
+#include "test_decoder_lm_threads.hpp"
 #include "test_encoder_classifier.hpp"
 #include "test_seq2seq.hpp"
 #include "tiny_lm.hpp"
@@ -127,6 +128,9 @@ TEST_CASE("generated models compute what the interpreted Program computes, bit f
   SUBCASE("encoder classifier, GELU, learned positions, dropout") { check_against_interpreter<generated::TestEncoderClassifier>(); }
   SUBCASE("encoder-decoder, dropout") { check_against_interpreter<generated::TestSeq2Seq>(); }
   SUBCASE("decoder-only LM in f64") { check_against_interpreter<generated::TestDecoderLMF64>(); }
+  SUBCASE("decoder-only LM whose kernels split across threads") {
+    check_against_interpreter<generated::TestDecoderLMThreads>();
+  }
 }
 
 TEST_CASE("generated models read and write Trainer's checkpoints and resume bit for bit") {
