@@ -1,12 +1,14 @@
 #pragma once
 // Copies between two strided views of the same logical shape: the one loop behind permute, slice,
 // its scatter, and concat.
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstring>
 #include <span>
 
 #include "kernels/broadcast.hpp"
+#include "kernels/parallel.hpp"
 
 namespace xg::kernels {
 
@@ -56,6 +58,25 @@ void copy_strided(const T* src, const std::int64_t* src_strides, T* dst, const s
     }
     if (axis < 0) return;
   }
+}
+
+/// The same copy with the first axis split across a pool (a copy: the split changes nothing).
+template <class T>
+void copy_strided(ThreadPool* pool, const T* src, const std::int64_t* src_strides, T* dst, const std::int64_t* dst_strides,
+                  std::span<const std::int64_t> dims) {
+  std::int64_t count = 1;
+  for (std::int64_t d : dims) count *= d;
+  if (dims.empty() || dims[0] < 2 || !worth_splitting(pool, count)) {
+    copy_strided(src, src_strides, dst, dst_strides, dims);
+    return;
+  }
+  pool->parallel_for(dims[0], [&](std::int64_t first, std::int64_t last) {
+    std::array<std::int64_t, kMaxRank> part{};
+    std::copy(dims.begin(), dims.end(), part.begin());
+    part[0] = last - first;
+    copy_strided(src + first * src_strides[0], src_strides, dst + first * dst_strides[0], dst_strides,
+                 std::span<const std::int64_t>(part.data(), dims.size()));
+  });
 }
 
 }  // namespace xg::kernels

@@ -22,14 +22,14 @@ namespace {
 using kernels::contiguous_strides;
 using kernels::copy_strided;
 
-void permute_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
+void permute_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext& ctx) {
   const auto& perm = std::get<AxesAttr>(node.attrs).axes;
   const auto in_strides = contiguous_strides(in[0].dims());
   std::array<std::int64_t, kernels::kMaxRank> src_strides{};
   for (std::size_t k = 0; k < perm.size(); ++k) src_strides[k] = in_strides[static_cast<std::size_t>(perm[k])];
   const auto dst_strides = contiguous_strides(out.dims());
   visit_dtype(out.dtype, [&]<class T>() {
-    copy_strided(in[0].as<T>(), src_strides.data(), out.as<T>(), dst_strides.data(), out.dims());
+    copy_strided(ctx.pool, in[0].as<T>(), src_strides.data(), out.as<T>(), dst_strides.data(), out.dims());
   });
 }
 
@@ -44,9 +44,9 @@ std::string emit_permute(const EmitArgs& a) {
   const std::span<const std::int64_t> dst_strides(dst.data(), perm.size());
   return fmt::format(
       "{{\n  static constexpr std::int64_t source_strides[] = {{{}}}, target_strides[] = {{{}}}, dims[] = {{{}}};\n"
-      "  xg::kernels::copy_strided({}, source_strides, {}, target_strides, std::span<const std::int64_t>(dims));\n}}",
-      fmt::join(src_strides, ", "), fmt::join(dst_strides, ", "), fmt::join(a.output.shape->dims(), ", "), a.inputs[0].pointer,
-      a.output.pointer);
+      "  xg::kernels::copy_strided({}.pool, {}, source_strides, {}, target_strides, std::span<const std::int64_t>(dims));\n}}",
+      fmt::join(src_strides, ", "), fmt::join(dst_strides, ", "), fmt::join(a.output.shape->dims(), ", "), a.context,
+      a.inputs[0].pointer, a.output.pointer);
 }
 
 void broadcast_kernel(const Node&, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
@@ -72,11 +72,11 @@ SliceView slice_view(std::span<const std::int64_t> full_dims, const SliceAttr& s
   return v;
 }
 
-void slice_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
+void slice_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext& ctx) {
   const SliceView v = slice_view(in[0].dims(), std::get<SliceAttr>(node.attrs));
   const auto dst_strides = contiguous_strides(out.dims());
   visit_dtype(out.dtype, [&]<class T>() {
-    copy_strided(in[0].as<T>() + v.offset, v.strides.data(), out.as<T>(), dst_strides.data(), out.dims());
+    copy_strided(ctx.pool, in[0].as<T>() + v.offset, v.strides.data(), out.as<T>(), dst_strides.data(), out.dims());
   });
 }
 
