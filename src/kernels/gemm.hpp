@@ -46,26 +46,33 @@ inline constexpr double kParallelGemmFlops = 1 << 21;
 
 /// `count` products, the i-th of A at a + i * a_step and B at b + i * b_step (a step of 0 shares
 /// the operand) into consecutive C blocks. With a pool, products are split across its threads: whole
-/// products when there are enough of them, else the rows of each (every C element is still one
-/// dot product, computed by one call).
+/// products when there are enough of them, else each product by rows of C or by columns, whichever
+/// makes the threads repeat less operand packing (rows repeat B's, columns repeat A's). Every C
+/// element is still one dot product computed by one call.
 template <class T>
 void gemm_batch(ThreadPool* pool, bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, std::int64_t k,
                 std::int64_t count, const T* a, std::int64_t a_step, const T* b, std::int64_t b_step, T* c) {
-  const auto product = [&](std::int64_t i, std::int64_t r0, std::int64_t r1) {
-    const T* ai = a + i * a_step + (transpose_a ? r0 : r0 * k);
-    gemm(transpose_a, transpose_b, r1 - r0, n, k, T(1), ai, transpose_a ? m : k, b + i * b_step, transpose_b ? k : n, T(0),
-         c + i * m * n + r0 * n, n);
+  const std::int64_t lda = transpose_a ? m : k, ldb = transpose_b ? k : n;
+  // The block of C rows [r0, r1) x columns [c0, c1) of product i.
+  const auto block = [&](std::int64_t i, std::int64_t r0, std::int64_t r1, std::int64_t c0, std::int64_t c1) {
+    const T* ai = a + i * a_step + (transpose_a ? r0 : r0 * lda);
+    const T* bi = b + i * b_step + (transpose_b ? c0 * ldb : c0);
+    gemm(transpose_a, transpose_b, r1 - r0, c1 - c0, k, T(1), ai, lda, bi, ldb, T(0), c + i * m * n + r0 * n + c0, n);
   };
   const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) * static_cast<double>(count);
   if (pool == nullptr || pool->size() == 1 || flops < kParallelGemmFlops) {
-    for (std::int64_t i = 0; i < count; ++i) product(i, 0, m);
+    for (std::int64_t i = 0; i < count; ++i) block(i, 0, m, 0, n);
   } else if (count >= pool->size()) {
     pool->parallel_for(count, [&](std::int64_t first, std::int64_t last) {
-      for (std::int64_t i = first; i < last; ++i) product(i, 0, m);
+      for (std::int64_t i = first; i < last; ++i) block(i, 0, m, 0, n);
     });
+  } else if (m >= n) {
+    for (std::int64_t i = 0; i < count; ++i) {
+      pool->parallel_for(m, [&](std::int64_t r0, std::int64_t r1) { block(i, r0, r1, 0, n); });
+    }
   } else {
     for (std::int64_t i = 0; i < count; ++i) {
-      pool->parallel_for(m, [&](std::int64_t r0, std::int64_t r1) { product(i, r0, r1); });
+      pool->parallel_for(n, [&](std::int64_t c0, std::int64_t c1) { block(i, 0, m, c0, c1); });
     }
   }
 }
