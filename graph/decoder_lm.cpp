@@ -11,10 +11,13 @@ DecoderLM decoder_lm(Graph& g, const DecoderLMConfig& c) {
   m.lengths = g.input("lengths", {c.batch}, DType::i32);
   m.labels = g.input("labels", {c.batch, c.seq_len}, DType::i32);
 
-  const Var self_bias = nn::causal_bias(g, c.seq_len, f) + nn::key_padding_bias(m.lengths, c.seq_len, f);
+  // Causality is the attention's own mask: only the (B, 1, 1, S) padding bias is built.
+  const Var self_bias = nn::key_padding_bias(m.lengths, c.seq_len, f);
+  nn::StackConfig stack = c.model.stack(c.layers);
+  stack.layer.causal = true;
   const Var table = nn::embedding_table(g, "tok_embed", c.vocab, c.model.d_model);
   const Var hidden =
-      nn::encoder(embed_tokens(m.tokens, table, "tok_embed", c.model), self_bias, "layers", c.model.stack(c.layers));
+      nn::encoder(embed_tokens(m.tokens, table, "tok_embed", c.model), self_bias, "layers", stack);
   m.logits = c.tied_output ? matmul(hidden, table, false, true) : nn::linear(hidden, "lm_head", c.vocab, false);
 
   const SequenceLoss l = sequence_loss(m.logits, m.labels, m.lengths);

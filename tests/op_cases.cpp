@@ -195,6 +195,11 @@ std::vector<OpCase> build_cases() {
          const Var q_seen = q * reshape(floats(g, {1.0, 0.0}), {2, 1, 1, 1});
          return CheckTarget{scaled_dot_product_attention(q_seen, k, v, causal + blocked, 0.6), {q, k, v}};
        }},
+      {"scaled_dot_product_attention", "causal flag with a (B, 1, 1, Sk) bias gradient, Sq 70 over two blocks", [](Graph& g) {
+         const Var q = normal(g, "q", {2, 1, 70, 2}), k = normal(g, "k", {2, 1, 70, 2}), v = normal(g, "v", {2, 1, 70, 2});
+         const Var bias = normal(g, "bias", {2, 1, 1, 70});
+         return CheckTarget{scaled_dot_product_attention(q, k, v, bias, 0.8, 0.0, true), {q, k, v, bias}};
+       }},
       {"scaled_dot_product_attention", "Sq 70, Sk 150: several query blocks and key tiles", [](Graph& g) {
          const Var q = normal(g, "q", {1, 2, 70, 2}), k = normal(g, "k", {1, 2, 150, 2}), v = normal(g, "v", {1, 2, 150, 2});
          const Var bias = normal(g, "bias", {1, 1, 1, 150});

@@ -42,6 +42,11 @@ Var unfused_attention(Var q, Var k, Var v, std::optional<Var> bias, double scale
 
 using Attention = Var (*)(Var, Var, Var, std::optional<Var>, double, double);
 
+/// The fused op, non-causal, in the signature the unfused composition has.
+Var fused_attention(Var q, Var k, Var v, std::optional<Var> bias, double scale, double dropout_p) {
+  return scaled_dot_product_attention(q, k, v, bias, scale, dropout_p);
+}
+
 struct Problem {
   std::int64_t batch, heads, q_len, k_len, dim, v_dim;
   std::optional<Shape> bias;   // shape of a random bias
@@ -99,7 +104,7 @@ void check_agreement(const Problem& p, DType dtype, double tolerance, double dro
   CAPTURE(dtype);
   CAPTURE(dropout_p);
   CAPTURE(training);
-  const auto fused = evaluate(scaled_dot_product_attention, p, dtype, dropout_p, training, 5);
+  const auto fused = evaluate(fused_attention, p, dtype, dropout_p, training, 5);
   const auto unfused = evaluate(unfused_attention, p, dtype, dropout_p, training, 5);
   REQUIRE(fused.size() == unfused.size());
   const std::string names[] = {"output", "d q", "d k", "d v", "d bias"};
@@ -182,7 +187,7 @@ TEST_CASE("fused attention drops exactly the probabilities the unfused dropout m
     }
     return runs;
   };
-  const auto fused = two_runs(scaled_dot_product_attention), unfused = two_runs(unfused_attention);
+  const auto fused = two_runs(fused_attention), unfused = two_runs(unfused_attention);
   for (std::size_t run = 0; run < 2; ++run) {
     CHECK(xt::all(xt::equal(xt::equal(fused[run], 0.0), xt::equal(unfused[run], 0.0))));
     CHECK(worst_relative_error(fused[run], unfused[run]) <= 1e-14);
@@ -205,8 +210,8 @@ TEST_CASE("fused attention's training memory grows linearly in the sequence leng
     return static_cast<double>(compile(g, outputs).memory().arena_bytes);
   };
   // A key-padding bias is linear in S (an (S, S) causal bias would not be, fused or not).
-  const double fused_512 = arena_bytes(scaled_dot_product_attention, 512);
-  const double fused_2048 = arena_bytes(scaled_dot_product_attention, 2048);
+  const double fused_512 = arena_bytes(fused_attention, 512);
+  const double fused_2048 = arena_bytes(fused_attention, 2048);
   const double unfused_512 = arena_bytes(unfused_attention, 512);
   CHECK(fused_2048 / fused_512 < 4.5);  // 4x the length: linear, not 16x
   CHECK(fused_512 * 8 < unfused_512);
@@ -241,4 +246,30 @@ TEST_CASE("fused attention is differentiable once") {
   const Var q = g.param("q", {1, 1, 3, 2}, Init::normal(0.0, 1.0));
   const Var first = grad(g, sum(scaled_dot_product_attention(q, q, q, std::nullopt, 1.0)), {q})[0];
   CHECK_THROWS_WITH_AS(grad(g, sum(first), {q}), doctest::Contains("attention_backward"), GradientError);
+}
+
+TEST_CASE("the causal flag computes what an explicit (S, S) causal bias computes") {
+  for (const std::int64_t S : {5, 70, 150}) {  // one tile; two query blocks; two key tiles
+    INFO("S = ", S);
+    Graph g(3, DType::f64);
+    const Var q = g.param("q", {2, 2, S, 4}, Init::normal(0.0, 1.0));
+    const Var k = g.param("k", {2, 2, S, 4}, Init::normal(0.0, 1.0));
+    const Var v = g.param("v", {2, 2, S, 3}, Init::normal(0.0, 1.0));
+    const Var w = g.param("w", {2, 2, S, 3}, Init::uniform(0.5, 1.5));
+    const Var lengths = g.input("lengths", {2}, DType::i32);
+    const Var padding = nn::key_padding_bias(lengths, S, DType::f64);
+    const Var flagged = sum(scaled_dot_product_attention(q, k, v, padding, 0.4, 0.0, true) * w);
+    const Var biased = sum(unfused_attention(q, k, v, nn::causal_bias(g, S, DType::f64) + padding, 0.4, 0.0) * w);
+    std::vector<Var> outputs{flagged, biased};
+    for (Var d : grad(g, flagged, {q, k, v})) outputs.push_back(d);
+    for (Var d : grad(g, biased, {q, k, v})) outputs.push_back(d);
+    Program p = compile(g, outputs);
+    const xt::xarray<std::int32_t> lens{static_cast<std::int32_t>(S), static_cast<std::int32_t>(S / 2 + 1)};
+    p.run({{lengths, lens}});
+    for (std::size_t i = 0; i < 4; ++i) {
+      const auto got = p.get<double>(outputs[i == 0 ? 0 : 1 + i]);
+      const auto want = p.get<double>(outputs[i == 0 ? 1 : 4 + i]);
+      CHECK(worst_relative_error(got, want) < 1e-12);
+    }
+  }
 }

@@ -85,6 +85,7 @@ struct AttentionAttr {
   std::uint64_t seed = 0;
   bool has_bias = false;
   bool bias_grad = false;
+  bool causal = false;  // query i sees keys j <= i only (as a blocking bias above the diagonal would)
   bool operator==(const AttentionAttr&) const = default;
 };
 

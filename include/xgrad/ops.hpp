@@ -116,11 +116,17 @@ Var sequence_mask(Var lengths, std::int64_t seq_len, DType dtype);
 Var dropout(Var x, double p);
 
 // ---- attention ----
+/// What an additive attention mask adds to a blocked score: exp() of it underflows to exactly 0
+/// after the softmax's max subtraction, and it is finite, so a row with every key blocked gives no NaN.
+inline constexpr double kBlockedScore = -1e9;
+
 /// softmax(q k^T * scale + bias) with dropout p on the probabilities (training mode only, the
 /// stream of dropout()), then @ v, fused: q (B, H, Sq, d), k (B, H, Sk, d), v (B, H, Sk, dv) give
-/// (B, H, Sq, dv). The additive bias broadcasts to (B, H, Sq, Sk) ((B, 1, 1, Sk) key padding,
-/// (Sq, Sk) causal, ...). The (Sq, Sk) probabilities are never stored: memory grows linearly in the
-/// sequence lengths. Differentiable once (to q, k, v and the bias), like layer_norm.
-Var scaled_dot_product_attention(Var q, Var k, Var v, std::optional<Var> bias, double scale, double dropout_p = 0.0);
+/// (B, H, Sq, dv). The additive bias broadcasts to (B, H, Sq, Sk) ((B, 1, 1, Sk) key padding, ...);
+/// `causal` adds kBlockedScore to every key j > query i (top-left aligned, as an (Sq, Sk) causal
+/// bias would, without one being stored). The (Sq, Sk) probabilities are never stored: memory grows
+/// linearly in the sequence lengths. Differentiable once (to q, k, v and the bias), like layer_norm.
+Var scaled_dot_product_attention(Var q, Var k, Var v, std::optional<Var> bias, double scale, double dropout_p = 0.0,
+                                 bool causal = false);
 
 }  // namespace xg

@@ -94,8 +94,8 @@ std::string attrs_cpp(const Attrs& attrs, std::string_view seed = {}) {
       return fmt::format("xg::DropoutAttr{{{}, {}}}", number(a.p, DType::f64), seed_or(a.seed));
     }
     std::string operator()(const AttentionAttr& a) const {
-      return fmt::format("xg::AttentionAttr{{{}, {}, {}, {}, {}}}", number(a.scale, DType::f64), number(a.dropout, DType::f64),
-                         seed_or(a.seed), a.has_bias, a.bias_grad);
+      return fmt::format("xg::AttentionAttr{{{}, {}, {}, {}, {}, {}}}", number(a.scale, DType::f64), number(a.dropout, DType::f64),
+                         seed_or(a.seed), a.has_bias, a.bias_grad, a.causal);
     }
     std::string operator()(const Init& a) const { return init_cpp(a); }
   };

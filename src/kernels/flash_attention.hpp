@@ -16,6 +16,7 @@
 
 #include "kernels/counter_rng.hpp"
 #include "kernels/gemm.hpp"
+#include "xgrad/ops.hpp"
 #include "kernels/simd.hpp"
 
 namespace xg::kernels {
@@ -25,6 +26,7 @@ namespace xg::kernels {
 struct AttentionShape {
   std::int64_t heads = 0, q_len = 0, k_len = 0, qk_dim = 0, v_dim = 0;
   std::int64_t heads_per_batch = 1;  // to split a flat head index into (batch, head) for the bias
+  bool causal = false;               // keys j > i get kBlockedScore added, as by an (Sq, Sk) bias
 };
 
 /// Query rows per block and keys per tile: a tile of scores stays in L2 and the GEMMs on it stay
@@ -92,11 +94,19 @@ void tile_scores(const AttentionShape& s, std::int64_t head, std::int64_t i0, st
                  std::int64_t cols, const T* q, const T* k, const BiasView<T>& bias, T scale, T* scores) {
   gemm(false, true, rows, cols, s.qk_dim, scale, q + i0 * s.qk_dim, s.qk_dim, k + j0 * s.qk_dim, s.qk_dim, T(0), scores,
        cols);
-  if (bias.data == nullptr) return;
+  if (bias.data != nullptr) {
+    for (std::int64_t r = 0; r < rows; ++r) {
+      T* row = scores + r * cols;
+      const T* b = bias.row(s, head, i0 + r) + j0 * bias.col_stride;
+      map_binary(row, 1, b, bias.col_stride, row, cols, [](auto x, auto y) { return x + y; });
+    }
+  }
+  if (!s.causal) return;
+  // Added after the bias, as the models' causal bias was added to the padding bias: a key blocked by
+  // both stays far below every key blocked by one, whose scores then decide an all-blocked row.
   for (std::int64_t r = 0; r < rows; ++r) {
     T* row = scores + r * cols;
-    const T* b = bias.row(s, head, i0 + r) + j0 * bias.col_stride;
-    map_binary(row, 1, b, bias.col_stride, row, cols, [](auto x, auto y) { return x + y; });
+    for (std::int64_t j = std::max(j0, i0 + r + 1); j < j0 + cols; ++j) row[j - j0] += static_cast<T>(kBlockedScore);
   }
 }
 

@@ -54,7 +54,7 @@ Var multi_head_attention(Var query, Var key_value, std::optional<Var> bias, cons
   const Var k = split_heads(linear(key_value, name + ".k_proj", d_model), config.heads);
   const Var v = split_heads(linear(key_value, name + ".v_proj", d_model), config.heads);
   const double scale = 1.0 / std::sqrt(static_cast<double>(d_model / config.heads));
-  const Var mixed = scaled_dot_product_attention(q, k, v, bias, scale, config.dropout);  // (B, heads, Sq, dh)
+  const Var mixed = scaled_dot_product_attention(q, k, v, bias, scale, config.dropout, config.causal);  // (B, heads, Sq, dh)
   return linear(merge_heads(mixed), name + ".out_proj", d_model);
 }
 

@@ -18,7 +18,8 @@ Var residual(Var x, const std::string& norm_name, const LayerConfig& config, Sub
   return layer_norm(x + dropout(sublayer(x), config.dropout), norm_name, config.eps);
 }
 
-AttentionConfig attention_config(const LayerConfig& config) { return {config.heads, config.dropout}; }
+AttentionConfig self_attention_config(const LayerConfig& config) { return {config.heads, config.dropout, config.causal}; }
+AttentionConfig cross_attention_config(const LayerConfig& config) { return {config.heads, config.dropout, false}; }
 
 void check_width(Var x, const std::string& name, const LayerConfig& config) {
   if (x.rank() != 3 || x.shape()[2] != config.d_model) {
@@ -32,7 +33,7 @@ void check_width(Var x, const std::string& name, const LayerConfig& config) {
 Var encoder_layer(Var x, std::optional<Var> self_bias, const std::string& name, const LayerConfig& config) {
   check_width(x, name, config);
   x = residual(x, name + ".norm1", config,
-               [&](Var h) { return self_attention(h, self_bias, name + ".self_attn", attention_config(config)); });
+               [&](Var h) { return self_attention(h, self_bias, name + ".self_attn", self_attention_config(config)); });
   return residual(x, name + ".norm2", config,
                   [&](Var h) { return feed_forward(h, name, config.d_ff, config.activation, config.dropout); });
 }
@@ -41,9 +42,9 @@ Var decoder_layer(Var x, Var memory, std::optional<Var> self_bias, std::optional
                   const std::string& name, const LayerConfig& config) {
   check_width(x, name, config);
   x = residual(x, name + ".norm1", config,
-               [&](Var h) { return self_attention(h, self_bias, name + ".self_attn", attention_config(config)); });
+               [&](Var h) { return self_attention(h, self_bias, name + ".self_attn", self_attention_config(config)); });
   x = residual(x, name + ".norm2", config, [&](Var h) {
-    return cross_attention(h, memory, memory_bias, name + ".cross_attn", attention_config(config));
+    return cross_attention(h, memory, memory_bias, name + ".cross_attn", cross_attention_config(config));
   });
   return residual(x, name + ".norm3", config,
                   [&](Var h) { return feed_forward(h, name, config.d_ff, config.activation, config.dropout); });

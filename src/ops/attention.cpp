@@ -21,8 +21,8 @@ namespace {
 
 constexpr std::string_view kOp = "scaled_dot_product_attention";
 
-kernels::AttentionShape attention_shape(const Shape& q, const Shape& k, const Shape& v) {
-  return {q[0] * q[1], q[2], k[2], q[3], v[3], q[1]};
+kernels::AttentionShape attention_shape(const Shape& q, const Shape& k, const Shape& v, bool causal) {
+  return {q[0] * q[1], q[2], k[2], q[3], v[3], q[1], causal};
 }
 
 /// Heads are split across at most this many threads, each with its own scratch in the record (a
@@ -83,7 +83,7 @@ kernels::DropoutStream dropout_stream(const AttentionAttr& attr, const RunContex
 // in: q, k, v[, bias]
 void attention_forward_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext& ctx) {
   const auto& attr = std::get<AttentionAttr>(node.attrs);
-  const kernels::AttentionShape s = attention_shape(*in[0].shape, *in[1].shape, *in[2].shape);
+  const kernels::AttentionShape s = attention_shape(*in[0].shape, *in[1].shape, *in[2].shape, attr.causal);
   const RecordLayout layout = record_layout(s, 0, attr.dropout > 0.0);
   visit_float(out.dtype, [&]<class T>() {
     T* record = out.as<T>();
@@ -100,7 +100,7 @@ void attention_forward_kernel(const Node& node, std::span<const Buffer> in, cons
 // in: q, k, v[, bias], forward record, dO
 void attention_backward_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext& ctx) {
   const auto& attr = std::get<AttentionAttr>(node.attrs);
-  const kernels::AttentionShape s = attention_shape(*in[0].shape, *in[1].shape, *in[2].shape);
+  const kernels::AttentionShape s = attention_shape(*in[0].shape, *in[1].shape, *in[2].shape, attr.causal);
   const std::size_t record_at = attr.has_bias ? 4 : 3;
   const std::int64_t bias_grad_numel = attr.bias_grad ? in[3].numel() : 0;
   const RecordLayout layout = record_layout(s, bias_grad_numel, attr.dropout > 0.0);
@@ -162,7 +162,7 @@ std::vector<Var> vjp_attention(const VjpArgs& a) {
   }
   operands.push_back(record);
   operands.push_back(a.grad);
-  const RecordLayout layout = record_layout(attention_shape(q.shape(), k.shape(), v.shape()), bias_grad_numel,
+  const RecordLayout layout = record_layout(attention_shape(q.shape(), k.shape(), v.shape(), attr.causal), bias_grad_numel,
                                             attr.dropout > 0.0);
   const Var grads = a.graph.add_node(op_attention_backward, operands, attr, q.dtype(), Shape{layout.backward_total});
   std::vector<Var> result{Var{}, record_part(grads, layout.d_q, q.shape()), record_part(grads, layout.d_k, k.shape()),
@@ -201,7 +201,8 @@ const OpDef op_attention_output{.name = "attention_output", .forward = copy_forw
 const OpDef op_attention_backward{.name = "attention_backward", .forward = attention_backward_kernel,
                                   .matmul_flops = attention_flops};
 
-Var scaled_dot_product_attention(Var q, Var k, Var v, std::optional<Var> bias, double scale, double dropout_p) {
+Var scaled_dot_product_attention(Var q, Var k, Var v, std::optional<Var> bias, double scale, double dropout_p,
+                                 bool causal) {
   Graph& g = detail::same_graph(kOp, {q, k, v});
   detail::require_float(kOp, q);
   detail::require_same_dtype(kOp, q, k);
@@ -242,8 +243,8 @@ Var scaled_dot_product_attention(Var q, Var k, Var v, std::optional<Var> bias, d
     operands.push_back(*bias);
   }
   // A seed only when dropout is on, as dropout() draws one: graphs keep their parameter streams.
-  const AttentionAttr attr{scale, dropout_p, dropout_p > 0.0 ? g.next_seed() : 0, bias.has_value(), false};
-  const RecordLayout layout = record_layout(attention_shape(qs, ks, vs), 0, dropout_p > 0.0);
+  const AttentionAttr attr{scale, dropout_p, dropout_p > 0.0 ? g.next_seed() : 0, bias.has_value(), false, causal};
+  const RecordLayout layout = record_layout(attention_shape(qs, ks, vs, causal), 0, dropout_p > 0.0);
   const Var record = detail::add_node(op_attention, operands, attr, q.dtype(), Shape{layout.forward_total});
   operands.insert(operands.begin(), record);
   return detail::add_node(op_attention_output, operands, attr, q.dtype(), Shape{qs[0], qs[1], qs[2], vs[3]});

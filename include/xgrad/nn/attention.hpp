@@ -9,12 +9,13 @@
 #include <string>
 
 #include "xgrad/graph.hpp"
+#include "xgrad/ops.hpp"
 
 namespace xg::nn {
 
 /// What a blocked score gets added: large enough that exp() underflows to exactly 0 after the
 /// softmax's max subtraction, finite so that a row with every key blocked gives no NaN.
-inline constexpr double kBlocked = -1e9;
+inline constexpr double kBlocked = kBlockedScore;
 
 /// (B, 1, 1, S): 0 for key positions t < lengths[b], kBlocked for the padding after them.
 Var key_padding_bias(Var lengths, std::int64_t seq_len, DType dtype);
@@ -24,6 +25,7 @@ Var causal_bias(Graph& g, std::int64_t seq_len, DType dtype);
 struct AttentionConfig {
   std::int64_t heads = 1;
   double dropout = 0.0;  // on the attention probabilities, in training mode
+  bool causal = false;   // a query sees no later key (the fused op's mask: no (S, S) bias stored)
 };
 
 /// Multi-head scaled dot-product attention of `query` (B, Sq, D) over `key_value` (B, Sk, D):

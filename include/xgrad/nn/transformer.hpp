@@ -23,13 +23,15 @@ struct LayerConfig {
   NormStyle norm = NormStyle::post;
   Activation activation = Activation::relu;
   double eps = 1e-5;
+  bool causal = false;  // self-attention sees no later position (the fused mask: no (S, S) bias built)
 };
 
 /// Self-attention then feed-forward. Parameters: `{name}.self_attn.*`, `{name}.linear1/2`,
 /// `{name}.norm1/2`. `self_bias`: the additive mask of the self-attention (e.g. key padding).
 Var encoder_layer(Var x, std::optional<Var> self_bias, const std::string& name, const LayerConfig& config);
 
-/// Causal self-attention, cross attention over `memory`, feed-forward. Parameters:
+/// Self-attention (causal with config.causal, or through self_bias), cross attention over `memory`,
+/// feed-forward. Parameters:
 /// `{name}.self_attn.*`, `{name}.cross_attn.*`, `{name}.linear1/2`, `{name}.norm1/2/3`.
 Var decoder_layer(Var x, Var memory, std::optional<Var> self_bias, std::optional<Var> memory_bias,
                   const std::string& name, const LayerConfig& config);
