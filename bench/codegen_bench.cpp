@@ -4,7 +4,6 @@
 // alternating the two in rounds; each figure is the median over rounds of the median of --steps.
 //   codegen_bench [--steps N] [--rounds R]
 #include <charconv>
-#include <cstring>
 #include <random>
 #include <string_view>
 
@@ -42,14 +41,9 @@ void compare(std::string_view label, int steps, int rounds) {
 
   Model model(1);
   typename Model::Inputs inputs;
-  std::vector<xt::xarray<std::int32_t>> arrays;
-  std::vector<Feed> feeds;
   std::mt19937 rng(3);
-  for (CheckpointTensor& slot : inputs.named()) {
-    arrays.push_back(models::random_input(recipe, graph.find(slot.name).node(), rng));
-    std::memcpy(slot.data, arrays.back().data(), arrays.back().size() * sizeof(std::int32_t));
-  }
-  for (std::size_t k = 0; k < arrays.size(); ++k) feeds.push_back({graph.find(inputs.named()[k].name), arrays[k]});
+  const models::RandomInputs batch(recipe, graph, inputs.named(), rng);
+  const std::span<const Feed> feeds = batch.feeds();
 
   Times t;
   const int warmup = 3;

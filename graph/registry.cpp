@@ -1,5 +1,6 @@
 #include "graph/registry.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <set>
 
@@ -178,6 +179,17 @@ xt::xarray<std::int32_t> random_input(const ModelRecipe& recipe, const Node& inp
   std::uniform_int_distribution<std::int64_t> pick(low, high - 1);
   for (auto& v : values) v = static_cast<std::int32_t>(pick(rng));
   return values;
+}
+
+RandomInputs::RandomInputs(const ModelRecipe& recipe, Graph& g, std::span<const CheckpointTensor> slots, std::mt19937& rng) {
+  arrays_.reserve(slots.size());  // the feeds view the arrays: they must not move
+  for (const CheckpointTensor& slot : slots) {
+    const Var input = g.find(slot.name);
+    if (slot.dtype != DType::i32) throw ValueError(fmt::format("RandomInputs: input '{}' is not i32", slot.name));
+    arrays_.push_back(random_input(recipe, input.node(), rng));
+    std::copy(arrays_.back().begin(), arrays_.back().end(), static_cast<std::int32_t*>(slot.data));
+    feeds_.push_back({input, arrays_.back()});
+  }
 }
 
 }  // namespace xg::models

@@ -4,11 +4,14 @@
 // graph/meson.build, and what tests use to build the same graph in-process.
 #include <map>
 #include <random>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include <xgrad/checkpoint.hpp>
+#include <xgrad/compile.hpp>
 #include <xgrad/graph.hpp>
 
 namespace xg::models {
@@ -36,5 +39,20 @@ BuiltModel build_model(Graph& g, const ModelRecipe& recipe);
 /// Valid random values for an input of the recipe's graph (tokens below their vocabulary, lengths
 /// in [1, S], labels below the class count): what tests and benchmarks feed.
 xt::xarray<std::int32_t> random_input(const ModelRecipe& recipe, const Node& input, std::mt19937& rng);
+
+/// Random valid values for every input a generated model names (`slots`, its Inputs::named()),
+/// written into those slots and kept as feeds of the same values for the recipe's graph `g`: both
+/// ways of running a model see one batch. The feeds view arrays held here, so it is not copied.
+class RandomInputs {
+ public:
+  RandomInputs(const ModelRecipe& recipe, Graph& g, std::span<const CheckpointTensor> slots, std::mt19937& rng);
+  RandomInputs(const RandomInputs&) = delete;
+  RandomInputs& operator=(const RandomInputs&) = delete;
+  std::span<const Feed> feeds() const { return feeds_; }
+
+ private:
+  std::vector<xt::xarray<std::int32_t>> arrays_;
+  std::vector<Feed> feeds_;
+};
 
 }  // namespace xg::models

@@ -23,11 +23,14 @@ Graph& Var::graph() const {
 
 const Node& Var::node() const { return graph().node(id_); }
 
+std::string describe(const Node& n, int id) {
+  if (n.name.empty()) return fmt::format("node {} ({})", id, n.op_name());
+  return fmt::format("node {} ({} '{}')", id, n.op_name(), n.name);
+}
+
 std::string Var::describe() const {
   if (!valid()) return "an empty Var";
-  const Node& n = node();
-  if (n.name.empty()) return fmt::format("node {} ({})", id_, n.op_name());
-  return fmt::format("node {} ({} '{}')", id_, n.op_name(), n.name);
+  return xg::describe(node(), id_);
 }
 
 Graph::Graph(std::uint64_t seed, DType float_type)

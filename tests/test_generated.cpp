@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <random>
 
 #include <unistd.h>
@@ -48,20 +49,12 @@ struct Pair {
 
   explicit Pair(std::uint64_t seed) : graph(seed, recipe.float_type), built(models::build_model(graph, recipe)), model(seed) {}
 
-  std::vector<xt::xarray<std::int32_t>> arrays;  // what the feeds of the last draw() view
+  std::unique_ptr<models::RandomInputs> drawn;  // what the feeds of the last draw() view
 
   /// New random inputs, as feeds for the graph and as the generated model's Inputs.
   void draw(typename Model::Inputs& inputs, std::vector<Feed>& feeds) {
-    arrays.clear();
-    feeds.clear();
-    const auto named = inputs.named();
-    arrays.reserve(named.size());
-    for (const CheckpointTensor& slot : named) {
-      const Var var = graph.find(slot.name);
-      arrays.push_back(models::random_input(recipe, var.node(), rng));
-      std::memcpy(slot.data, arrays.back().data(), bytes_of(slot));
-    }
-    for (std::size_t k = 0; k < named.size(); ++k) feeds.push_back({graph.find(named[k].name), arrays[k]});
+    drawn = std::make_unique<models::RandomInputs>(recipe, graph, inputs.named(), rng);
+    feeds.assign(drawn->feeds().begin(), drawn->feeds().end());
   }
 
   void require_same_parameters() { require_same_parameters_as(model); }

@@ -30,6 +30,9 @@ struct Node {
   std::string_view op_name() const;
 };
 
+/// "node 12 (matmul 'scores')": how errors name node `id`.
+std::string describe(const Node& n, int id);
+
 /// A handle to one node. Cheap to copy; valid while its Graph lives.
 class Var {
  public:

@@ -267,8 +267,7 @@ class Writer {
     const Node& n = program.nodes[static_cast<std::size_t>(id)];
     std::vector<std::string> buffers;
     for (const EmitOperand& o : operands) buffers.push_back(fmt::format("{{{}, &{}, {}}}", o.pointer, shape_name(*o.shape), dtype_cpp(o.dtype)));
-    const std::string description = n.name.empty() ? fmt::format("node {} ({})", id, n.op_name())
-                                                   : fmt::format("node {} ({} '{}')", id, n.op_name(), n.name);
+    const std::string description = describe(n, id);
     const std::string operand_span =
         buffers.empty() ? "std::span<const xg::Buffer>()" : fmt::format("std::span<const xg::Buffer>(in, {})", buffers.size());
     const std::string call = fmt::format("xg::op_{}.forward({}, {}, {{{}, &{}, {}}}, ctx);", n.op_name(), node_name(id, n),

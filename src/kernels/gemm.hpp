@@ -1,6 +1,6 @@
 #pragma once
-// Matrix products through CBLAS, for f32 and f64: the general row-major GEMM, the contiguous
-// product, and a batch of contiguous products at constant strides.
+// Matrix products through CBLAS, for f32 and f64: the general row-major GEMM and a batch of
+// contiguous products at constant strides, split across a pool.
 #include <cblas.h>
 
 #include <cstdint>
@@ -31,13 +31,6 @@ void gemm(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, st
   } else {
     cblas_dgemm(CblasRowMajor, ta, tb, M, N, K, alpha, a, LDA, b, LDB, beta, c, LDC);
   }
-}
-
-/// C (m x n) = op(A) op(B), all contiguous: what matmul runs for each product of a batch.
-template <class T>
-void gemm(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, std::int64_t k, const T* a, const T* b,
-          T* c) {
-  gemm(transpose_a, transpose_b, m, n, k, T(1), a, transpose_a ? m : k, b, transpose_b ? k : n, T(0), c, n);
 }
 
 /// Products below this many floating-point operations run on the calling thread: splitting them

@@ -22,11 +22,16 @@ namespace {
 using kernels::contiguous_strides;
 using kernels::copy_strided;
 
+/// The strides of a permute's input, read in the order of its output axes.
+std::array<std::int64_t, kernels::kMaxRank> permuted_strides(std::span<const std::int64_t> in_dims, const std::vector<int>& perm) {
+  const auto in_strides = contiguous_strides(in_dims);
+  std::array<std::int64_t, kernels::kMaxRank> strides{};
+  for (std::size_t k = 0; k < perm.size(); ++k) strides[k] = in_strides[static_cast<std::size_t>(perm[k])];
+  return strides;
+}
+
 void permute_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext& ctx) {
-  const auto& perm = std::get<AxesAttr>(node.attrs).axes;
-  const auto in_strides = contiguous_strides(in[0].dims());
-  std::array<std::int64_t, kernels::kMaxRank> src_strides{};
-  for (std::size_t k = 0; k < perm.size(); ++k) src_strides[k] = in_strides[static_cast<std::size_t>(perm[k])];
+  const auto src_strides = permuted_strides(in[0].dims(), std::get<AxesAttr>(node.attrs).axes);
   const auto dst_strides = contiguous_strides(out.dims());
   visit_dtype(out.dtype, [&]<class T>() {
     copy_strided(ctx.pool, in[0].as<T>(), src_strides.data(), out.as<T>(), dst_strides.data(), out.dims());
@@ -37,11 +42,8 @@ void permute_kernel(const Node& node, std::span<const Buffer> in, const Buffer& 
 std::string emit_permute(const EmitArgs& a) {
   const auto& perm = std::get<AxesAttr>(a.node.attrs).axes;
   if (perm.empty()) return {};
-  const auto in_strides = contiguous_strides(a.inputs[0].shape->dims());
-  std::vector<std::int64_t> src_strides;
-  for (int axis : perm) src_strides.push_back(in_strides[static_cast<std::size_t>(axis)]);
-  const auto dst = contiguous_strides(a.output.shape->dims());
-  const std::span<const std::int64_t> dst_strides(dst.data(), perm.size());
+  const auto src = permuted_strides(a.inputs[0].shape->dims(), perm), dst = contiguous_strides(a.output.shape->dims());
+  const std::span<const std::int64_t> src_strides(src.data(), perm.size()), dst_strides(dst.data(), perm.size());
   return fmt::format(
       "{{\n  static constexpr std::int64_t source_strides[] = {{{}}}, target_strides[] = {{{}}}, dims[] = {{{}}};\n"
       "  xg::kernels::copy_strided({}.pool, {}, source_strides, {}, target_strides, std::span<const std::int64_t>(dims));\n}}",

@@ -20,11 +20,6 @@ Program::~Program() = default;
 
 namespace {
 
-std::string describe(const Node& n, int id) {
-  if (n.name.empty()) return fmt::format("node {} ({})", id, n.op_name());
-  return fmt::format("node {} ({} '{}')", id, n.op_name(), n.name);
-}
-
 bool same_shape(std::span<const std::size_t> given, const Shape& wanted) {
   return std::equal(given.begin(), given.end(), wanted.begin(), wanted.end(),
                     [](std::size_t a, std::int64_t b) { return static_cast<std::int64_t>(a) == b; });
