@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include "runtime/kernel_environment.hpp"
 #include "xgrad/autodiff.hpp"
 #include "xgrad/checkpoint.hpp"
 
@@ -46,6 +47,8 @@ Trainer::Trainer(Graph& graph, Var objective, std::vector<Var> params, std::vect
 }
 
 double Trainer::step(std::span<const Feed> feeds, double lr) {
+  // The optimizer's update too: Adam's second moments are where subnormal values appear first.
+  const KernelEnvironment environment(program_.flush_denormals());
   program_.run(feeds);
   if (grad_views_.empty()) {
     for (Var g : grads_) grad_views_.push_back(program_.view(g));

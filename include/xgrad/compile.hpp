@@ -12,16 +12,24 @@
 
 #include "xgrad/graph.hpp"
 #include "xgrad/tensor.hpp"
+#include "xgrad/thread_pool.hpp"
 
 namespace xg {
 
 struct CompileOptions {
   /// Let elementwise ops write over an operand that dies at that op.
   bool in_place = true;
-  /// Threads a run splits its kernels across (the caller's included); 0: one per hardware thread.
-  /// Results are reproducible for a given count. With more than one, BLAS runs single-threaded
-  /// inside a run so that the two kinds of threads do not compete for the cores.
+  /// The pool a run splits its kernels across (the caller's thread included). Null: the process's
+  /// default pool (ThreadPool::process_default()) when `threads` is 0 or its size, else a pool of
+  /// `threads` threads that the Program owns. Results do not depend on the pool's size: work is cut
+  /// into pieces fixed by the shapes alone, and each piece is computed the same way on any thread.
+  std::shared_ptr<ThreadPool> pool = nullptr;
   int threads = 0;
+  /// During a run, flush subnormal results to zero and read subnormal operands as zero (FTZ and DAZ
+  /// on x86) on every thread that runs kernels; the caller's own setting is restored afterwards.
+  /// Subnormal floats are far below any precision a model trains at, and on x86 each one costs
+  /// about a hundred cycles. Off: IEEE gradual underflow, at that cost.
+  bool flush_denormals = true;
 };
 
 /// One input value for Program::run: a view, not a copy, of the caller's array.
@@ -86,8 +94,10 @@ class Program {
   void set_run_index(std::uint64_t runs);
 
   const MemoryReport& memory() const;
-  /// Threads a run uses (CompileOptions::threads).
+  /// Threads a run uses: the size of its pool.
   int threads() const;
+  /// CompileOptions::flush_denormals.
+  bool flush_denormals() const;
   /// Number of kernel calls per run.
   std::size_t steps() const;
   /// Floating-point operations of the matrix products in one run (2 m n k per product), including

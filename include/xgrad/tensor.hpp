@@ -120,6 +120,12 @@ struct TensorRef {
   TensorRef(const xt::xarray<T>& a)  // NOLINT: implicit so that feeds read {var, array}
       : data(a.data()), dtype(dtype_of<T>()), shape(a.shape().data(), a.shape().size()) {}
   TensorRef(const Tensor& t);  // NOLINT
+
+  std::int64_t numel() const {
+    std::int64_t n = 1;
+    for (std::size_t d : shape) n *= static_cast<std::int64_t>(d);
+    return n;
+  }
 };
 
 }  // namespace xg

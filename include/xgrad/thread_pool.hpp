@@ -1,11 +1,19 @@
 #pragma once
-// A fork-join pool for a Program's kernels: the calling thread and `threads - 1` workers split a
-// range of independent items. Kernels come back to back, so an idle worker spins a little before it
-// sleeps; a call wakes a sleeping worker only when one is asleep.
+// A fork-join pool for kernels: the calling thread and `threads - 1` workers split a range of
+// independent items. Programs share one (the process default, or one given in CompileOptions), so a
+// Trainer, its evaluation Program and gradcheck's Programs do not each bring threads of their own.
+//
+// One job at a time: a caller that finds the pool busy (another thread's run, or a kernel calling
+// back in) runs every chunk itself. Kernels split their work so that no result depends on how the
+// chunks are spread, so this changes timing only. Workers run each chunk under the caller's
+// floating-point control state (flush-to-zero, denormals-are-zero, rounding), and an idle worker
+// polls for a bounded time before it sleeps: kernels come back to back within a run.
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <type_traits>
@@ -15,17 +23,27 @@ namespace xg {
 
 class ThreadPool {
  public:
+  /// How long an idle worker polls for the next job before it sleeps: longer than the gap between
+  /// two kernels of a run, far shorter than a pause between runs.
+  static constexpr std::chrono::microseconds kDefaultSpin{100};
+
   /// `threads` >= 1 threads in all, the caller's included (1: no workers, everything inline).
-  explicit ThreadPool(int threads);
+  explicit ThreadPool(int threads, std::chrono::microseconds spin = kDefaultSpin);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
+  /// The pool Programs use unless CompileOptions names another: hardware_threads() threads, started
+  /// on first use and kept until the process ends.
+  static std::shared_ptr<ThreadPool> process_default();
+  /// A pool of `threads` threads: the process default when `threads` is 0 or its size, else a new one.
+  static std::shared_ptr<ThreadPool> with_threads(int threads);
+
   /// Calls fn(begin, end) on size() contiguous, nearly equal chunks of [0, count) (empty ones
-  /// skipped), chunk t on thread t, the caller taking chunk 0; returns when every chunk is done and
-  /// rethrows the first exception one threw. Not reentrant: fn must not call parallel_for.
+  /// skipped), chunk t on thread t and the caller taking chunk 0, or all of them on the caller when
+  /// the pool is busy; returns when every chunk is done and rethrows the first exception one threw.
   template <class F>
   void parallel_for(std::int64_t count, F&& fn) {
     if (count <= 0) return;
@@ -48,10 +66,13 @@ class ThreadPool {
   void run_chunk(int index) noexcept;
 
   std::vector<std::thread> workers_;
+  std::chrono::microseconds spin_;
+  std::mutex job_mutex_;  // held by the thread whose job the workers run
   // The job of the current generation.
   Chunk chunk_ = nullptr;
   void* fn_ = nullptr;
   std::int64_t count_ = 0;
+  unsigned float_control_ = 0;  // the caller's MXCSR (x86), for the workers
   std::exception_ptr error_;
   std::mutex error_mutex_;
 

@@ -186,10 +186,16 @@ class Writer {
       }
       const EmitOperand out{pointer(program, step.node), &n.shape, n.dtype};
       const std::string seed = seed_expression(n);
-      std::string call = n.op->emit != nullptr ? n.op->emit({n, operands, out, "ctx", seed}) : std::string();
+      // A kernel with scratch gets its own context pointing at it.
+      const std::string context =
+          step.workspace == nullptr
+              ? std::string("ctx")
+              : fmt::format("xg::RunContext{{ctx.run_index, ctx.training, ctx.pool, arena + {}, {}}}",
+                            static_cast<const std::byte*>(step.workspace) - program.arena, step.workspace_bytes);
+      std::string call = n.op->emit != nullptr ? n.op->emit({n, operands, out, context, seed}) : std::string();
       code += fmt::format("// %{} {} {} {}\n", step.node, n.op_name(), n.dtype, n.shape);
       if (call.empty()) {
-        call = generic_call(program, step.node, operands, out);
+        call = generic_call(program, step.node, operands, out, context);
         may_throw = true;
       }
       code += indented(call, "");
@@ -263,15 +269,15 @@ class Writer {
   }
 
   std::string generic_call(const ProgramImpl& program, int id, const std::vector<EmitOperand>& operands,
-                           const EmitOperand& out) {
+                           const EmitOperand& out, std::string_view context) {
     const Node& n = program.nodes[static_cast<std::size_t>(id)];
     std::vector<std::string> buffers;
     for (const EmitOperand& o : operands) buffers.push_back(fmt::format("{{{}, &{}, {}}}", o.pointer, shape_name(*o.shape), dtype_cpp(o.dtype)));
     const std::string description = describe(n, id);
     const std::string operand_span =
         buffers.empty() ? "std::span<const xg::Buffer>()" : fmt::format("std::span<const xg::Buffer>(in, {})", buffers.size());
-    const std::string call = fmt::format("xg::op_{}.forward({}, {}, {{{}, &{}, {}}}, ctx);", n.op_name(), node_name(id, n),
-                                         operand_span, out.pointer, shape_name(n.shape), dtype_cpp(n.dtype));
+    const std::string call = fmt::format("xg::op_{}.forward({}, {}, {{{}, &{}, {}}}, {});", n.op_name(), node_name(id, n),
+                                         operand_span, out.pointer, shape_name(n.shape), dtype_cpp(n.dtype), context);
     if (buffers.empty()) return fmt::format("at = {};\n{}", quoted(description), call);
     return fmt::format("at = {};\n{{\n  const xg::Buffer in[] = {{{}}};\n  {}\n}}", quoted(description),
                        fmt::join(buffers, ", "), call);
@@ -407,7 +413,8 @@ class {C} {{
   }};
 
   /// Parameters drawn as a Graph with this seed draws them; AdamW with these options; kernels split
-  /// across `threads` threads (0: one per hardware thread), as a Program compiled with that many.
+  /// across `threads` threads (0: the process's default pool), as a Program compiled with that many.
+  /// Runs flush subnormal values to zero, as Programs do by default.
   explicit {C}(std::uint64_t seed = 0, xg::optim::AdamOptions adam = xg::optim::adamw(),
       std::optional<double> clip_norm = 1.0, int threads = 0);
 
@@ -447,7 +454,7 @@ class {C} {{
   std::array<std::uint64_t, {dropouts}> dropout_seeds_{{}};
   std::vector<xg::Node> seeded_nodes_;  // kernel nodes whose stream seed is one of dropout_seeds_
   xg::FixedArena<arena_bytes> arena_;
-  std::unique_ptr<xg::ThreadPool> pool_;
+  std::shared_ptr<xg::ThreadPool> pool_;
 }};
 
 }}  // namespace xg::generated
@@ -518,7 +525,8 @@ namespace {{
 {C}::{C}(std::uint64_t seed, xg::optim::AdamOptions adam, std::optional<double> clip_norm, int threads)
     : adam_(adam),
       clip_norm_(clip_norm),
-      pool_(std::make_unique<xg::ThreadPool>(threads > 0 ? threads : xg::ThreadPool::hardware_threads())) {{
+      pool_(xg::ThreadPool::with_threads(threads)) {{
+  xg::claim_blas_threads();
   // The draws of Graph(seed): every parameter's values and every dropout stream's seed, in graph order.
   std::mt19937_64 rng(seed);
 {init}{seeded_nodes}}}
@@ -540,20 +548,20 @@ std::vector<xg::CheckpointTensor> {C}::Inputs::named() {{
 
 void {C}::run_forward(std::byte* arena, std::uint64_t run, bool training) {{
   [[maybe_unused]] const xg::RunContext ctx{{run, training, pool_.get()}};
-  const xg::SingleThreadedBlas blas(pool_->size() > 1);
 {forward_body}}}
 
 void {C}::run_train_step(std::byte* arena, std::uint64_t run, bool training) {{
   [[maybe_unused]] const xg::RunContext ctx{{run, training, pool_.get()}};
-  const xg::SingleThreadedBlas blas(pool_->size() > 1);
 {train_body}}}
 
 void {C}::forward(const Inputs& inputs) {{
+  const xg::KernelEnvironment environment(/*flush_denormals=*/true);
   std::byte* const arena = arena_.data();
 {forward_inputs}  run_forward(arena, run_index_, false);
 }}
 
 {outputs}{objective_type} {C}::train_step(const Inputs& inputs, double lr) {{
+  const xg::KernelEnvironment environment(/*flush_denormals=*/true);
   std::byte* const arena = arena_.data();
 {train_inputs}  run_train_step(arena, run_index_, true);
   ++run_index_;

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "compiler/memory_plan.hpp"
+#include "runtime/kernel_environment.hpp"
 #include "runtime/program_impl.hpp"
 #include "xgrad/format.hpp"
 
@@ -21,8 +22,10 @@ struct Liveness {
   std::vector<int> step_of;        // per node: 0 for inputs, 1.. for computed nodes, -1 elsewhere
   std::vector<int> last_use;       // per node
   std::vector<int> buffer_of;      // per node
+  std::vector<std::size_t> offset_in_buffer;  // per node, bytes: a view's place in its operand's buffer
   std::vector<BufferRequest> buffers;
-  std::vector<bool> skip;          // per node: an alias, nothing to run
+  std::vector<bool> skip;          // per node: a view, nothing to run
+  std::vector<int> workspace_of;   // per node: the buffer of its kernel's scratch, or -1
 };
 
 }  // namespace
@@ -45,6 +48,15 @@ Program compile(const Graph& graph, const std::vector<Var>& outputs, const Compi
   auto impl = std::make_unique<Program::Impl>();
   impl->store = graph.store();
   for (int id = 0; id <= last; ++id) impl->nodes.push_back(graph.node(id));
+  impl->pool = options.pool;
+  if (impl->pool == nullptr) {
+    impl->pool = ThreadPool::with_threads(options.threads);
+  } else if (options.threads != 0 && options.threads != impl->pool->size()) {
+    throw ValueError(fmt::format("compile: {} threads asked for with a pool of {}; give one or the other", options.threads,
+                                 impl->pool->size()));
+  }
+  impl->flush_denormals = options.flush_denormals;
+  claim_blas_threads();
   const auto& nodes = impl->nodes;
   const std::size_t count = nodes.size();
 
@@ -58,8 +70,8 @@ Program compile(const Graph& graph, const std::vector<Var>& outputs, const Compi
   }
 
   // Schedule (node ids are already topological) and liveness.
-  Liveness lv{std::vector<int>(count, -1), std::vector<int>(count, -1), std::vector<int>(count, -1), {},
-              std::vector<bool>(count, false)};
+  Liveness lv{std::vector<int>(count, -1), std::vector<int>(count, -1), std::vector<int>(count, -1),
+              std::vector<std::size_t>(count, 0), {}, std::vector<bool>(count, false), std::vector<int>(count, -1)};
   std::vector<int> schedule;
   for (std::size_t id = 0; id < count; ++id) {
     if (!live[id] || is_stored(nodes[id])) continue;
@@ -82,7 +94,7 @@ Program compile(const Graph& graph, const std::vector<Var>& outputs, const Compi
     if (lv.step_of[id] >= 0) lv.last_use[id] = std::max(lv.last_use[id], lv.step_of[id]);
   }
 
-  // Buffers: an alias shares its input's; an elementwise op may take an operand's that dies with it.
+  // Buffers: a view shares its operand's; an elementwise op may take an operand's that dies with it.
   auto new_buffer = [&](std::size_t id) {
     lv.buffer_of[id] = static_cast<int>(lv.buffers.size());
     lv.buffers.push_back({bytes_of(nodes[id]), lv.step_of[id], lv.last_use[id]});
@@ -100,15 +112,19 @@ Program compile(const Graph& graph, const std::vector<Var>& outputs, const Compi
     const Node& n = nodes[id];
     const int step = lv.step_of[id];
     int reuse = -1;
-    if (n.op->alias && lv.buffer_of[static_cast<std::size_t>(n.inputs[0])] >= 0) {
-      reuse = lv.buffer_of[static_cast<std::size_t>(n.inputs[0])];
+    const auto first = n.inputs.empty() ? id : static_cast<std::size_t>(n.inputs[0]);
+    const std::int64_t view_at = n.op->view != nullptr && lv.buffer_of[first] >= 0 ? n.op->view(n, nodes[first]) : -1;
+    if (view_at >= 0) {
+      reuse = lv.buffer_of[first];
+      lv.offset_in_buffer[id] = lv.offset_in_buffer[first] + static_cast<std::size_t>(view_at) * size_of(n.dtype);
       lv.skip[id] = true;
     } else if (n.op->elementwise && options.in_place) {
       for (int in : n.inputs) {
         const Node& operand = nodes[static_cast<std::size_t>(in)];
         const int b = lv.buffer_of[static_cast<std::size_t>(in)];
-        if (b >= 0 && operand.dtype == n.dtype && operand.shape.numel() == n.shape.numel() &&
-            lv.buffers[static_cast<std::size_t>(b)].last_step == step) {
+        // Only at the same address: an elementwise kernel reads and writes element i in turn.
+        if (b >= 0 && lv.offset_in_buffer[static_cast<std::size_t>(in)] == 0 && operand.dtype == n.dtype &&
+            operand.shape.numel() == n.shape.numel() && lv.buffers[static_cast<std::size_t>(b)].last_step == step) {
           reuse = b;
           break;
         }
@@ -116,6 +132,13 @@ Program compile(const Graph& graph, const std::vector<Var>& outputs, const Compi
     }
     if (reuse >= 0) join_buffer(id, reuse);
     else new_buffer(id);
+    // Scratch for this step alone (an empty value's kernel is not called).
+    if (n.op->workspace != nullptr && !lv.skip[id] && n.shape.numel() > 0) {
+      if (const std::size_t bytes = n.op->workspace(n, nodes, impl->pool->size()); bytes > 0) {
+        lv.workspace_of[id] = static_cast<int>(lv.buffers.size());
+        lv.buffers.push_back({bytes, step, step});
+      }
+    }
   }
 
   const MemoryPlan plan = plan_memory(lv.buffers);
@@ -131,7 +154,7 @@ Program compile(const Graph& graph, const std::vector<Var>& outputs, const Compi
     if (is_stored(nodes[id])) {
       impl->placement[id] = {Placement::Kind::stored, 0};
     } else if (lv.buffer_of[id] >= 0) {
-      impl->placement[id] = {Placement::Kind::arena, plan.offsets[static_cast<std::size_t>(lv.buffer_of[id])]};
+      impl->placement[id] = {Placement::Kind::arena, plan.offsets[static_cast<std::size_t>(lv.buffer_of[id])] + lv.offset_in_buffer[id]};
       impl->memory.tensor_bytes += bytes_of(nodes[id]);
       ++impl->memory.values;
     }
@@ -144,6 +167,11 @@ Program compile(const Graph& graph, const std::vector<Var>& outputs, const Compi
     // Aliases have nothing to run; neither has an empty value, whose operands may not even have data.
     if (lv.skip[id] || nodes[id].shape.numel() == 0) continue;
     Step step{node_id, nodes[id].op->forward, impl->operands.size(), nodes[id].inputs.size(), impl->arena_buffer(node_id)};
+    if (lv.workspace_of[id] >= 0) {
+      const auto b = static_cast<std::size_t>(lv.workspace_of[id]);
+      step.workspace = impl->arena + plan.offsets[b];
+      step.workspace_bytes = lv.buffers[b].bytes;
+    }
     for (int in : nodes[id].inputs) {
       const auto in_id = static_cast<std::size_t>(in);
       if (is_stored(nodes[in_id])) {
@@ -164,7 +192,6 @@ Program compile(const Graph& graph, const std::vector<Var>& outputs, const Compi
     const bool needed = lv.step_of[static_cast<std::size_t>(id)] == 0;
     impl->inputs.push_back({id, needed ? impl->arena_buffer(id) : Buffer{}, needed});
   }
-  impl->pool = std::make_unique<ThreadPool>(options.threads == 0 ? ThreadPool::hardware_threads() : options.threads);
   impl->context.pool = impl->pool.get();
   return Program(std::move(impl));
 }

@@ -1,18 +1,25 @@
 #pragma once
-// Matrix products through CBLAS, for f32 and f64: the general row-major GEMM and a batch of
-// contiguous products at constant strides, split across a pool.
+// Matrix products: the general row-major GEMM (f32 through oneDNN when the build has it, else
+// CBLAS; f64 through CBLAS) and a batch of contiguous products at constant strides, split across a
+// pool in pieces fixed by the shapes alone.
 #include <cblas.h>
+#ifdef XG_ONEDNN
+#include <oneapi/dnnl/dnnl.h>
+#endif
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
+#include "xgrad/error.hpp"
 #include "xgrad/thread_pool.hpp"
 
 namespace xg::kernels {
 
 /// op(A) is m x k, op(B) is k x n, C is m x n; lda, ldb and ldc are row strides in elements.
-/// Degenerate sizes never reach BLAS (which rejects a zero leading dimension): with k == 0 the
-/// product is zero and C becomes beta * C.
+/// Degenerate sizes never reach the library (BLAS rejects a zero leading dimension): with k == 0
+/// the product is zero and C becomes beta * C. The library runs on the calling thread (see
+/// runtime/kernel_environment.hpp).
 template <class T>
 void gemm(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
           std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
@@ -23,6 +30,14 @@ void gemm(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, st
     }
     return;
   }
+#ifdef XG_ONEDNN
+  if constexpr (std::is_same_v<T, float>) {
+    const dnnl_status_t status = dnnl_sgemm(transpose_a ? 'T' : 'N', transpose_b ? 'T' : 'N', m, n, k, alpha, a, lda, b,
+                                            ldb, beta, c, ldc);
+    if (status != dnnl_success) throw Error("oneDNN sgemm failed (status " + std::to_string(static_cast<int>(status)) + ")");
+    return;
+  }
+#endif
   const auto ta = transpose_a ? CblasTrans : CblasNoTrans, tb = transpose_b ? CblasTrans : CblasNoTrans;
   const auto M = static_cast<int>(m), N = static_cast<int>(n), K = static_cast<int>(k);
   const auto LDA = static_cast<int>(lda), LDB = static_cast<int>(ldb), LDC = static_cast<int>(ldc);
@@ -33,41 +48,71 @@ void gemm(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, st
   }
 }
 
-/// Products below this many floating-point operations run on the calling thread: splitting them
-/// costs more in hand-over than it saves.
-inline constexpr double kParallelGemmFlops = 1 << 21;
+/// How a batch of products is cut into pieces, each one GEMM call on one thread. The cut depends
+/// on the shapes only, never on the thread count, so every element of C is computed by the same
+/// call, the same way, whatever the pool: results agree bit for bit across thread counts (a
+/// library's kernel may round differently for a different block shape, so the blocks must not
+/// follow the threads).
+struct GemmPieces {
+  std::int64_t per_product = 1;  // pieces each product is cut into
+  bool by_rows = true;           // cut along C's rows (repeats B's packing) or columns (A's)
+  std::int64_t block = 0;        // rows or columns per piece (the last may be shorter)
+};
+
+/// A piece should hold at least this many floating-point operations: a hand-over to another
+/// thread costs about a microsecond.
+inline constexpr double kGemmPieceFlops = 1 << 22;
+/// At most this many pieces per product (a power of two: they spread evenly over 1, 2, 4 and 8
+/// threads), and none when the batch itself has this many products to spread.
+inline constexpr std::int64_t kMaxGemmPieces = 8;
+/// Piece sizes are multiples of this (the register blocking of the libraries' kernels).
+inline constexpr std::int64_t kGemmBlockAlignment = 16;
+
+inline GemmPieces gemm_pieces(std::int64_t m, std::int64_t n, std::int64_t k, std::int64_t count) {
+  GemmPieces p;
+  p.by_rows = m >= n;
+  const std::int64_t extent = p.by_rows ? m : n;
+  p.block = extent;
+  if (count >= kMaxGemmPieces) return p;
+  const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  std::int64_t pieces = 1;
+  while (pieces < kMaxGemmPieces && flops / static_cast<double>(2 * pieces) >= kGemmPieceFlops &&
+         extent / (2 * pieces) >= kGemmBlockAlignment) {
+    pieces *= 2;
+  }
+  const std::int64_t per_piece = (extent + pieces - 1) / pieces;
+  p.block = (per_piece + kGemmBlockAlignment - 1) / kGemmBlockAlignment * kGemmBlockAlignment;
+  p.per_product = (extent + p.block - 1) / p.block;
+  return p;
+}
 
 /// `count` products, the i-th of A at a + i * a_step and B at b + i * b_step (a step of 0 shares
-/// the operand) into consecutive C blocks. With a pool, products are split across its threads: whole
-/// products when there are enough of them, else each product by rows of C or by columns, whichever
-/// makes the threads repeat less operand packing (rows repeat B's, columns repeat A's). Every C
-/// element is still one dot product computed by one call.
+/// the operand) into consecutive C blocks, in the pieces gemm_pieces() chooses, spread over the
+/// pool's threads.
 template <class T>
 void gemm_batch(ThreadPool* pool, bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, std::int64_t k,
                 std::int64_t count, const T* a, std::int64_t a_step, const T* b, std::int64_t b_step, T* c) {
   const std::int64_t lda = transpose_a ? m : k, ldb = transpose_b ? k : n;
-  // The block of C rows [r0, r1) x columns [c0, c1) of product i.
-  const auto block = [&](std::int64_t i, std::int64_t r0, std::int64_t r1, std::int64_t c0, std::int64_t c1) {
+  const GemmPieces pieces = gemm_pieces(m, n, k, count);
+  // Piece p: product p / per_product, rows or columns [first, last) of its C.
+  const auto piece = [&](std::int64_t p) {
+    const std::int64_t i = p / pieces.per_product, part = p % pieces.per_product;
+    const std::int64_t first = part * pieces.block, last = std::min((part + 1) * pieces.block, pieces.by_rows ? m : n);
+    const std::int64_t r0 = pieces.by_rows ? first : 0, r1 = pieces.by_rows ? last : m;
+    const std::int64_t c0 = pieces.by_rows ? 0 : first, c1 = pieces.by_rows ? n : last;
     const T* ai = a + i * a_step + (transpose_a ? r0 : r0 * lda);
     const T* bi = b + i * b_step + (transpose_b ? c0 * ldb : c0);
     gemm(transpose_a, transpose_b, r1 - r0, c1 - c0, k, T(1), ai, lda, bi, ldb, T(0), c + i * m * n + r0 * n + c0, n);
   };
+  const std::int64_t total = count * pieces.per_product;
   const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) * static_cast<double>(count);
-  if (pool == nullptr || pool->size() == 1 || flops < kParallelGemmFlops) {
-    for (std::int64_t i = 0; i < count; ++i) block(i, 0, m, 0, n);
-  } else if (count >= pool->size()) {
-    pool->parallel_for(count, [&](std::int64_t first, std::int64_t last) {
-      for (std::int64_t i = first; i < last; ++i) block(i, 0, m, 0, n);
-    });
-  } else if (m >= n) {
-    for (std::int64_t i = 0; i < count; ++i) {
-      pool->parallel_for(m, [&](std::int64_t r0, std::int64_t r1) { block(i, r0, r1, 0, n); });
-    }
-  } else {
-    for (std::int64_t i = 0; i < count; ++i) {
-      pool->parallel_for(n, [&](std::int64_t c0, std::int64_t c1) { block(i, 0, m, c0, c1); });
-    }
+  if (pool == nullptr || pool->size() == 1 || total == 1 || flops < 2 * kGemmPieceFlops) {
+    for (std::int64_t p = 0; p < total; ++p) piece(p);
+    return;
   }
+  pool->parallel_for(total, [&](std::int64_t first, std::int64_t last) {
+    for (std::int64_t p = first; p < last; ++p) piece(p);
+  });
 }
 
 }  // namespace xg::kernels

@@ -1,13 +1,14 @@
 // Fused scaled-dot-product attention (FlashAttention-2 on CPU): the builder, its forward and backward
 // kernels and its gradient rule.
 //
-// A node has one output, so each pass writes one flat "record" and the values are views of it:
-//   forward record:  [ O (B, H, Sq, dv) | row max (B, H, Sq) | row sum (B, H, Sq) | scratch ]
-//   backward record: [ dQ | dK | dV | dBias (only when wanted) | scratch ]
-// The attention's value is O, an alias of the forward record's prefix (no copy); the backward pass
-// reads O and the row statistics from the whole record, which therefore stays alive until then: O(S)
-// memory instead of the (B, H, Sq, Sk) probabilities of the unfused composition. The gradients are
-// slices of the backward record. Scratch is part of the records, so run() allocates nothing.
+// Each pass writes one flat "record" and the values are zero-copy views of it:
+//   forward record:  [ O (B, H, Sq, dv) | row max (B, H, Sq) | row sum (B, H, Sq) ]
+//   backward record: [ dQ | dK | dV | dBias (only when wanted) ]
+// The attention's value is O, a view of the forward record's prefix; the backward pass reads O and
+// the row statistics from the whole record, which therefore stays alive until then: O(S) memory
+// instead of the (B, H, Sq, Sk) probabilities of the unfused composition. The gradients are views
+// (contiguous slices) of the backward record. Per-thread scratch is the kernels' workspace, placed
+// by compile() for the call alone, so run() allocates nothing.
 #include <array>
 #include <cmath>
 
@@ -25,43 +26,69 @@ kernels::AttentionShape attention_shape(const Shape& q, const Shape& k, const Sh
   return {q[0] * q[1], q[2], k[2], q[3], v[3], q[1], causal};
 }
 
-/// Heads are split across at most this many threads, each with its own scratch in the record (a
-/// record's size is fixed when the graph is built, before any thread count is known).
-constexpr std::int64_t kMaxWorkers = 4;
-
-/// Calls work(first_head, last_head, worker) on disjoint head ranges, one per thread of the pool
-/// (at most kMaxWorkers). Heads are independent, so the split changes no result.
+/// Calls work(first_head, last_head, slot) on disjoint head ranges, one per scratch slot of the
+/// workspace (`slots` of them), spread over the pool. Heads are independent and each is computed
+/// the same way in any slot, so the split changes no result.
 template <class Work>
-void split_heads(ThreadPool* pool, std::int64_t heads, std::int64_t elements, Work&& work) {
-  const std::int64_t workers =
-      kernels::worth_splitting(pool, elements) ? std::min<std::int64_t>({pool->size(), kMaxWorkers, heads}) : 1;
-  if (workers == 1) {
+void split_heads(ThreadPool* pool, std::int64_t heads, std::int64_t slots, Work&& work) {
+  if (slots <= 1) {
     work(std::int64_t{0}, heads, std::int64_t{0});
     return;
   }
-  pool->parallel_for(workers, [&](std::int64_t first, std::int64_t last) {
-    for (std::int64_t w = first; w < last; ++w) work(heads * w / workers, heads * (w + 1) / workers, w);
+  pool->parallel_for(slots, [&](std::int64_t first, std::int64_t last) {
+    for (std::int64_t w = first; w < last; ++w) work(heads * w / slots, heads * (w + 1) / slots, w);
   });
+}
+
+/// Threads worth giving an attention call: one per head at most, and none beyond the first when the
+/// problem is too small to split.
+std::int64_t attention_slots(const kernels::AttentionShape& s, int threads) {
+  const std::int64_t elements = s.heads * s.q_len * s.k_len;
+  return elements >= kernels::kParallelElements ? std::clamp<std::int64_t>(threads, 1, s.heads) : 1;
 }
 
 /// Offsets (in elements) of the parts of both records.
 struct RecordLayout {
-  std::int64_t out = 0, row_max = 0, row_sum = 0, forward_scratch = 0, forward_total = 0;
-  std::int64_t d_q = 0, d_k = 0, d_v = 0, d_bias = 0, backward_scratch = 0, backward_total = 0;
+  std::int64_t out = 0, row_max = 0, row_sum = 0, forward_total = 0;
+  std::int64_t d_q = 0, d_k = 0, d_v = 0, d_bias = 0, backward_total = 0;
 };
 
-RecordLayout record_layout(const kernels::AttentionShape& s, std::int64_t bias_grad_numel, bool dropout) {
+RecordLayout record_layout(const kernels::AttentionShape& s, std::int64_t bias_grad_numel) {
   RecordLayout r;
   r.row_max = r.out + s.heads * s.q_len * s.v_dim;
   r.row_sum = r.row_max + s.heads * s.q_len;
-  r.forward_scratch = r.row_sum + s.heads * s.q_len;
-  r.forward_total = r.forward_scratch + kMaxWorkers * kernels::attention_forward_scratch(s);
+  r.forward_total = r.row_sum + s.heads * s.q_len;
   r.d_k = r.d_q + s.heads * s.q_len * s.qk_dim;
   r.d_v = r.d_k + s.heads * s.k_len * s.qk_dim;
   r.d_bias = r.d_v + s.heads * s.k_len * s.v_dim;
-  r.backward_scratch = r.d_bias + bias_grad_numel;
-  r.backward_total = r.backward_scratch + kMaxWorkers * kernels::attention_backward_scratch(s, dropout);
+  r.backward_total = r.d_bias + bias_grad_numel;
   return r;
+}
+
+/// Scratch elements per slot of one pass.
+std::int64_t slot_scratch(const Node& node, const kernels::AttentionShape& s) {
+  const auto& attr = std::get<AttentionAttr>(node.attrs);
+  return node.op == &op_attention ? kernels::attention_forward_scratch(s)
+                                  : kernels::attention_backward_scratch(s, attr.dropout > 0.0);
+}
+
+kernels::AttentionShape attention_shape_of(const Node& node, std::span<const Node> nodes) {
+  const auto shape = [&](std::size_t k) -> const Shape& { return nodes[static_cast<std::size_t>(node.inputs[k])].shape; };
+  return attention_shape(shape(0), shape(1), shape(2), std::get<AttentionAttr>(node.attrs).causal);
+}
+
+std::size_t attention_workspace(const Node& node, std::span<const Node> nodes, int threads) {
+  const kernels::AttentionShape s = attention_shape_of(node, nodes);
+  const auto& attr = std::get<AttentionAttr>(node.attrs);
+  // The bias gradient sums over heads that share a bias element: one slot then, in head order.
+  const std::int64_t slots = node.op == &op_attention_backward && attr.bias_grad ? 1 : attention_slots(s, threads);
+  return static_cast<std::size_t>(slots * slot_scratch(node, s)) * size_of(node.dtype);
+}
+
+/// The slots a call's workspace holds (what attention_workspace sized it for).
+std::int64_t slots_in(const RunContext& ctx, const Node& node, const kernels::AttentionShape& s) {
+  const auto per_slot = static_cast<std::size_t>(slot_scratch(node, s)) * size_of(node.dtype);
+  return per_slot == 0 ? 1 : std::max<std::int64_t>(1, static_cast<std::int64_t>(ctx.workspace_bytes / per_slot));
 }
 
 /// The bias (or its gradient) of this shape seen as (B, H, Sq, Sk): stride 0 along broadcast axes.
@@ -84,15 +111,16 @@ kernels::DropoutStream dropout_stream(const AttentionAttr& attr, const RunContex
 void attention_forward_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext& ctx) {
   const auto& attr = std::get<AttentionAttr>(node.attrs);
   const kernels::AttentionShape s = attention_shape(*in[0].shape, *in[1].shape, *in[2].shape, attr.causal);
-  const RecordLayout layout = record_layout(s, 0, attr.dropout > 0.0);
+  const RecordLayout layout = record_layout(s, 0);
   visit_float(out.dtype, [&]<class T>() {
     T* record = out.as<T>();
+    T* scratch = static_cast<T*>(ctx.workspace);
     const auto bias = attr.has_bias ? bias_view(in[3].as<T>(), *in[3].shape) : kernels::BiasView<T>{};
-    const std::int64_t scratch = kernels::attention_forward_scratch(s);
-    split_heads(ctx.pool, s.heads, s.heads * s.q_len * s.k_len, [&](std::int64_t first, std::int64_t last, std::int64_t worker) {
+    const std::int64_t per_slot = kernels::attention_forward_scratch(s);
+    split_heads(ctx.pool, s.heads, slots_in(ctx, node, s), [&](std::int64_t first, std::int64_t last, std::int64_t slot) {
       kernels::flash_attention_forward<T>(s, in[0].as<T>(), in[1].as<T>(), in[2].as<T>(), bias, static_cast<T>(attr.scale),
                                           dropout_stream(attr, ctx), record + layout.out, record + layout.row_max,
-                                          record + layout.row_sum, record + layout.forward_scratch + worker * scratch, first, last);
+                                          record + layout.row_sum, scratch + slot * per_slot, first, last);
     });
   });
 }
@@ -103,23 +131,22 @@ void attention_backward_kernel(const Node& node, std::span<const Buffer> in, con
   const kernels::AttentionShape s = attention_shape(*in[0].shape, *in[1].shape, *in[2].shape, attr.causal);
   const std::size_t record_at = attr.has_bias ? 4 : 3;
   const std::int64_t bias_grad_numel = attr.bias_grad ? in[3].numel() : 0;
-  const RecordLayout layout = record_layout(s, bias_grad_numel, attr.dropout > 0.0);
+  const RecordLayout layout = record_layout(s, bias_grad_numel);
   visit_float(out.dtype, [&]<class T>() {
     T* grads = out.as<T>();
+    T* scratch = static_cast<T*>(ctx.workspace);
     const T* forward = in[record_at].as<T>();
     const auto bias = attr.has_bias ? bias_view(in[3].as<T>(), *in[3].shape) : kernels::BiasView<T>{};
     const auto d_bias = attr.bias_grad ? bias_view(grads + layout.d_bias, *in[3].shape) : kernels::BiasView<T>{};
     std::fill(grads + layout.d_bias, grads + layout.d_bias + bias_grad_numel, T(0));
-    // The bias gradient sums over heads that share a bias element: one thread then, in head order.
-    const std::int64_t scratch = kernels::attention_backward_scratch(s, attr.dropout > 0.0);
-    split_heads(attr.bias_grad ? nullptr : ctx.pool, s.heads, s.heads * s.q_len * s.k_len,
-                [&](std::int64_t first, std::int64_t last, std::int64_t worker) {
+    const std::int64_t per_slot = kernels::attention_backward_scratch(s, attr.dropout > 0.0);
+    split_heads(ctx.pool, s.heads, slots_in(ctx, node, s), [&](std::int64_t first, std::int64_t last, std::int64_t slot) {
                   kernels::flash_attention_backward<T>(
                       s, in[0].as<T>(), in[1].as<T>(), in[2].as<T>(), bias, static_cast<T>(attr.scale), dropout_stream(attr, ctx),
                       forward + layout.out, forward + layout.row_max, forward + layout.row_sum, in[record_at + 1].as<T>(),
                       grads + layout.d_q, grads + layout.d_k, grads + layout.d_v, d_bias,
-                      grads + layout.backward_scratch + worker * scratch, first, last);
-                });
+                      scratch + slot * per_slot, first, last);
+    });
   });
 }
 
@@ -143,11 +170,6 @@ bool may_need_gradient(Var x) {
   return false;
 }
 
-/// The part [offset, offset + shape.numel()) of a flat record, shaped.
-Var record_part(Var record, std::int64_t offset, const Shape& shape) {
-  return reshape(slice(record, 0, offset, offset + shape.numel()), shape);
-}
-
 // inputs: forward record, q, k, v[, bias]
 std::vector<Var> vjp_attention(const VjpArgs& a) {
   AttentionAttr attr = std::get<AttentionAttr>(a.node.attrs);
@@ -162,13 +184,12 @@ std::vector<Var> vjp_attention(const VjpArgs& a) {
   }
   operands.push_back(record);
   operands.push_back(a.grad);
-  const RecordLayout layout = record_layout(attention_shape(q.shape(), k.shape(), v.shape(), attr.causal), bias_grad_numel,
-                                            attr.dropout > 0.0);
+  const RecordLayout layout = record_layout(attention_shape(q.shape(), k.shape(), v.shape(), attr.causal), bias_grad_numel);
   const Var grads = a.graph.add_node(op_attention_backward, operands, attr, q.dtype(), Shape{layout.backward_total});
-  std::vector<Var> result{Var{}, record_part(grads, layout.d_q, q.shape()), record_part(grads, layout.d_k, k.shape()),
-                          record_part(grads, layout.d_v, v.shape())};
+  std::vector<Var> result{Var{}, detail::record_part(grads, layout.d_q, q.shape()), detail::record_part(grads, layout.d_k, k.shape()),
+                          detail::record_part(grads, layout.d_v, v.shape())};
   if (attr.has_bias) {
-    result.push_back(attr.bias_grad ? record_part(grads, layout.d_bias, a.inputs[4].shape()) : Var{});
+    result.push_back(attr.bias_grad ? detail::record_part(grads, layout.d_bias, a.inputs[4].shape()) : Var{});
   }
   return result;
 }
@@ -195,11 +216,12 @@ void require_rank4(Var x, std::string_view role, std::string_view layout) {
 
 // The forward record's own gradient is never asked for: the rule sits on the output view, whose
 // other inputs are q, k, v and the bias.
-const OpDef op_attention{.name = "attention", .forward = attention_forward_kernel, .matmul_flops = attention_flops};
-const OpDef op_attention_output{.name = "attention_output", .forward = copy_forward, .vjp = vjp_attention, .alias = true};
+const OpDef op_attention{.name = "attention", .forward = attention_forward_kernel, .matmul_flops = attention_flops,
+                         .workspace = attention_workspace};
+const OpDef op_attention_output{.name = "attention_output", .forward = copy_forward, .vjp = vjp_attention, .view = whole_view};
 // A fused backward kernel without a rule of its own: attention is differentiable once.
 const OpDef op_attention_backward{.name = "attention_backward", .forward = attention_backward_kernel,
-                                  .matmul_flops = attention_flops};
+                                  .matmul_flops = attention_flops, .workspace = attention_workspace};
 
 Var scaled_dot_product_attention(Var q, Var k, Var v, std::optional<Var> bias, double scale, double dropout_p,
                                  bool causal) {
@@ -244,7 +266,7 @@ Var scaled_dot_product_attention(Var q, Var k, Var v, std::optional<Var> bias, d
   }
   // A seed only when dropout is on, as dropout() draws one: graphs keep their parameter streams.
   const AttentionAttr attr{scale, dropout_p, dropout_p > 0.0 ? g.next_seed() : 0, bias.has_value(), false, causal};
-  const RecordLayout layout = record_layout(attention_shape(qs, ks, vs, causal), 0, dropout_p > 0.0);
+  const RecordLayout layout = record_layout(attention_shape(qs, ks, vs, causal), 0);
   const Var record = detail::add_node(op_attention, operands, attr, q.dtype(), Shape{layout.forward_total});
   operands.insert(operands.begin(), record);
   return detail::add_node(op_attention_output, operands, attr, q.dtype(), Shape{qs[0], qs[1], qs[2], vs[3]});

@@ -59,4 +59,8 @@ Shape broadcast_shapes(std::string_view op, Var a, Var b) {
 
 Var zeros_like(Var x) { return broadcast_to(scalar_like(x, 0.0), x.shape()); }
 
+Var record_part(Var record, std::int64_t offset, const Shape& shape) {
+  return reshape(slice(record, 0, offset, offset + shape.numel()), shape);
+}
+
 }  // namespace xg::detail

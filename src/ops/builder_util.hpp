@@ -26,6 +26,10 @@ inline Var add_node(const OpDef& op, const std::vector<Var>& inputs, Attrs attrs
   return inputs.front().graph().add_node(op, inputs, std::move(attrs), dtype, std::move(shape));
 }
 /// A scalar constant of x's dtype in x's graph.
+/// The part [offset, offset + shape.numel()) of a flat record (a fused kernel's several results in
+/// one node), shaped: a zero-copy view once compiled.
+Var record_part(Var record, std::int64_t offset, const Shape& shape);
+
 inline Var scalar_like(Var x, double value) { return x.graph().scalar(value, x.dtype()); }
 /// Zeros of x's shape and dtype (a broadcast scalar).
 Var zeros_like(Var x);

@@ -221,7 +221,7 @@ const OpDef op_not_equal{.name = "not_equal", .forward = binary_kernel<Compare<N
                          .elementwise = true, .emit = emit_binary<Compare<NotEqual>>};
 const OpDef op_where{.name = "where", .forward = where_kernel, .vjp = vjp_where, .elementwise = true};
 const OpDef op_cast{.name = "cast", .forward = cast_kernel, .vjp = vjp_cast};
-const OpDef op_stop_gradient{.name = "stop_gradient", .forward = copy_forward, .differentiable = false, .alias = true};
+const OpDef op_stop_gradient{.name = "stop_gradient", .forward = copy_forward, .differentiable = false, .view = whole_view};
 
 Var neg(Var x) { return unary(op_neg, x); }
 Var exp(Var x) { return unary(op_exp, x); }

@@ -28,16 +28,39 @@ void layer_norm_kernel(const Node& node, std::span<const Buffer> in, const Buffe
   });
 }
 
+// The fused backward pass writes one record: [ dx | dgamma (if has_gamma) | dbeta (if has_beta) ].
+struct GradLayout {
+  std::int64_t d_gamma = 0, d_beta = 0, total = 0;
+};
+GradLayout grad_layout(const Shape& x, std::int64_t n, const NormAttr& attr) {
+  GradLayout l;
+  l.d_gamma = x.numel();
+  l.d_beta = l.d_gamma + (attr.has_gamma ? n : 0);
+  l.total = l.d_beta + (attr.has_beta ? n : 0);
+  return l;
+}
+
+// in: x, d objective / d y[, gamma]; the workspace holds each row's mean and rstd.
 void layer_norm_grad_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext& ctx) {
   const auto& attr = std::get<NormAttr>(node.attrs);
   const auto shape = rows_of(*in[0].shape, attr.normalized_ndim);  // captured below: no structured binding
   const std::int64_t rows = shape.first, n = shape.second;
+  const GradLayout layout = grad_layout(*in[0].shape, n, attr);
   visit_float(out.dtype, [&]<class T>() {
-    kernels::layer_norm_backward(ctx.pool, in[0].as<T>(), in[1].as<T>(), out.as<T>(), rows, n, static_cast<T>(attr.eps));
+    T* record = out.as<T>();
+    kernels::layer_norm_backward(ctx.pool, in[0].as<T>(), in[1].as<T>(), attr.has_gamma ? in[2].as<T>() : nullptr, record,
+                                 attr.has_gamma ? record + layout.d_gamma : nullptr,
+                                 attr.has_beta ? record + layout.d_beta : nullptr, static_cast<T*>(ctx.workspace), rows, n,
+                                 static_cast<T>(attr.eps));
   });
 }
 
-// Generated code: the same row kernels, with rows, row length and eps as constants.
+std::size_t layer_norm_grad_workspace(const Node& node, std::span<const Node> nodes, int) {
+  const Shape& x = nodes[static_cast<std::size_t>(node.inputs[0])].shape;
+  return static_cast<std::size_t>(2 * rows_of(x, std::get<NormAttr>(node.attrs).normalized_ndim).first) * size_of(node.dtype);
+}
+
+// Generated code: the same row kernel, with rows, row length and eps as constants.
 std::string emit_layer_norm(const EmitArgs& a) {
   const auto& attr = std::get<NormAttr>(a.node.attrs);
   const auto [rows, n] = rows_of(*a.inputs[0].shape, attr.normalized_ndim);
@@ -49,26 +72,18 @@ std::string emit_layer_norm(const EmitArgs& a) {
                      gamma, beta, a.output.pointer, rows, n, type, attr.eps);
 }
 
-std::string emit_layer_norm_grad(const EmitArgs& a) {
-  const auto& attr = std::get<NormAttr>(a.node.attrs);
-  const auto [rows, n] = rows_of(*a.inputs[0].shape, attr.normalized_ndim);
-  return fmt::format("xg::kernels::layer_norm_backward({}.pool, {}, {}, {}, {}, {}, static_cast<{}>({:a}));", a.context, a.inputs[0].pointer,
-                     a.inputs[1].pointer, a.output.pointer, rows, n, emit::cpp_type(a.output.dtype), attr.eps);
-}
-
+// One fused node for dx, dgamma and dbeta, whose parts are views.
 std::vector<Var> vjp_layer_norm(const VjpArgs& a) {
   const auto& attr = std::get<NormAttr>(a.node.attrs);
   const Var x = a.inputs[0];
-  std::vector<Var> grads;
-  Var g_normalized = a.grad;
-  if (attr.has_gamma) g_normalized = a.grad * a.inputs[1];
-  const NormAttr plain{attr.normalized_ndim, attr.eps, false, false};
-  grads.push_back(x.graph().add_node(op_layer_norm_grad, {x, g_normalized}, plain, x.dtype(), x.shape()));
-  if (attr.has_gamma) {
-    const Var x_hat = layer_norm(x, attr.normalized_ndim, attr.eps);
-    grads.push_back(sum_to(a.grad * x_hat, a.inputs[1].shape()));
-  }
-  if (attr.has_beta) grads.push_back(sum_to(a.grad, a.inputs.back().shape()));
+  std::vector<Var> operands{x, a.grad};
+  if (attr.has_gamma) operands.push_back(a.inputs[1]);
+  const std::int64_t n = rows_of(x.shape(), attr.normalized_ndim).second;
+  const GradLayout layout = grad_layout(x.shape(), n, attr);
+  const Var record = x.graph().add_node(op_layer_norm_grad, operands, attr, x.dtype(), Shape{layout.total});
+  std::vector<Var> grads{detail::record_part(record, 0, x.shape())};
+  if (attr.has_gamma) grads.push_back(detail::record_part(record, layout.d_gamma, a.inputs[1].shape()));
+  if (attr.has_beta) grads.push_back(detail::record_part(record, layout.d_beta, a.inputs.back().shape()));
   return grads;
 }
 
@@ -78,7 +93,7 @@ const OpDef op_layer_norm{.name = "layer_norm", .forward = layer_norm_kernel, .v
                           .emit = emit_layer_norm};
 // A fused backward kernel without a rule of its own: layer_norm is differentiable once.
 const OpDef op_layer_norm_grad{.name = "layer_norm_grad", .forward = layer_norm_grad_kernel,
-                               .emit = emit_layer_norm_grad};
+                               .workspace = layer_norm_grad_workspace};
 
 Var layer_norm(Var x, int normalized_ndim, double eps, std::optional<Var> gamma, std::optional<Var> beta) {
   detail::same_graph("layer_norm", {x});

@@ -17,6 +17,8 @@ struct RunContext {
   std::uint64_t run_index = 0;
   bool training = false;
   ThreadPool* pool = nullptr;  // kernels may split their work across it; null: the calling thread only
+  void* workspace = nullptr;   // the bytes OpDef::workspace asked for, this call's alone
+  std::size_t workspace_bytes = 0;
 };
 
 /// A value as a kernel sees it: contiguous row-major data of the node's shape.
@@ -67,18 +69,29 @@ using EmitFn = std::string (*)(const EmitArgs& args);
 /// The matrix-product FLOPs (2 m n k per product) of one call; `nodes` resolves node.inputs.
 using MatmulFlopsFn = std::uint64_t (*)(const Node& node, std::span<const Node> nodes);
 
+/// Scratch bytes one call needs for `slots` threads working at once (at least 1): compile() places
+/// them in the arena for that step alone, so run() allocates nothing. `nodes` resolves node.inputs.
+using WorkspaceFn = std::size_t (*)(const Node& node, std::span<const Node> nodes, int slots);
+
+/// For ops whose value may be a contiguous range of their first operand's bytes (reshape, a slice
+/// of leading axes): the element offset of that range, or -1 when this node must be computed.
+using ViewFn = std::int64_t (*)(const Node& node, const Node& input);
+/// The whole operand, reinterpreted.
+inline std::int64_t whole_view(const Node&, const Node&) { return 0; }
+
 struct OpDef {
   std::string_view name;
   ForwardFn forward = nullptr;  // null for inputs, parameters and constants
   VjpFn vjp = nullptr;          // null on a differentiable op: no gradient rule (GradientError)
   bool differentiable = true;   // false: its gradient is zero by definition (masks, comparisons)
   bool elementwise = false;     // its output may take the bytes of an operand that dies there
-  bool alias = false;           // its output is its first input's bytes, reinterpreted
+  ViewFn view = nullptr;        // may be a view of its first operand (then `forward` is the copy)
   EmitFn emit = nullptr;        // null: generated code calls `forward`
   MatmulFlopsFn matmul_flops = nullptr;  // for ops built on matrix products (Program::matmul_flops)
+  WorkspaceFn workspace = nullptr;       // null: no scratch
 };
 
-/// Copies the first input to the output (reshape and other aliasing ops when they cannot alias).
+/// Copies the first input to the output (reshape and other viewing ops when they cannot view).
 void copy_forward(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext& ctx);
 
 // leaves (graph.cpp)

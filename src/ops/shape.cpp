@@ -82,6 +82,20 @@ void slice_kernel(const Node& node, std::span<const Buffer> in, const Buffer& ou
   });
 }
 
+// A slice is a contiguous range of its operand when every axis before the sliced one has extent 1
+// (or it keeps the whole axis) and it takes consecutive positions.
+std::int64_t slice_as_view(const Node& node, const Node& input) {
+  const auto& s = std::get<SliceAttr>(node.attrs);
+  const auto dims = input.shape.dims();
+  const auto axis = static_cast<std::size_t>(s.axis);
+  const std::int64_t taken = node.shape[s.axis];
+  const bool consecutive = s.step == 1 || taken <= 1;
+  const bool whole_axis = s.start == 0 && taken == dims[axis];
+  const bool leading_ones = std::all_of(dims.begin(), dims.begin() + s.axis, [](std::int64_t d) { return d == 1; });
+  if (!consecutive || !(leading_ones || whole_axis)) return -1;
+  return whole_axis ? 0 : slice_view(dims, s).offset;
+}
+
 void slice_scatter_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
   const SliceView v = slice_view(out.dims(), std::get<SliceAttr>(node.attrs));
   const auto src_strides = contiguous_strides(in[0].dims());
@@ -133,10 +147,10 @@ Grads vjp_concat(const VjpArgs& a) {
 
 }  // namespace
 
-const OpDef op_reshape{.name = "reshape", .forward = copy_forward, .vjp = vjp_reshape, .alias = true};
+const OpDef op_reshape{.name = "reshape", .forward = copy_forward, .vjp = vjp_reshape, .view = whole_view};
 const OpDef op_permute{.name = "permute", .forward = permute_kernel, .vjp = vjp_permute, .emit = emit_permute};
 const OpDef op_broadcast_to{.name = "broadcast_to", .forward = broadcast_kernel, .vjp = vjp_broadcast};
-const OpDef op_slice{.name = "slice", .forward = slice_kernel, .vjp = vjp_slice};
+const OpDef op_slice{.name = "slice", .forward = slice_kernel, .vjp = vjp_slice, .view = slice_as_view};
 const OpDef op_slice_scatter{.name = "slice_scatter", .forward = slice_scatter_kernel, .vjp = vjp_slice_scatter};
 const OpDef op_concat{.name = "concat", .forward = concat_kernel, .vjp = vjp_concat};
 

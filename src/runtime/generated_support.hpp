@@ -19,5 +19,5 @@
 #include "kernels/softmax.hpp"
 #include "kernels/strided.hpp"
 #include "ops/op_def.hpp"
-#include "runtime/blas_threads.hpp"
+#include "runtime/kernel_environment.hpp"
 #include "xgrad/generated_model.hpp"

@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-#include "runtime/blas_threads.hpp"
+#include "runtime/kernel_environment.hpp"
 #include "runtime/program_impl.hpp"
 #include "xgrad/format.hpp"
 
@@ -90,11 +90,13 @@ void Program::run(std::span<const Feed> feeds) {
       if (slot.needed) require_finite(slot.buffer.data, p.nodes[static_cast<std::size_t>(slot.node)], slot.node, p.context.run_index, "was fed");
     }
   }
-  const SingleThreadedBlas blas(p.pool->size() > 1);
+  const KernelEnvironment environment(p.flush_denormals);
   for (std::size_t s = 0; s < p.steps.size(); ++s) {
     const Step& step = p.steps[s];
     const Node& n = p.nodes[static_cast<std::size_t>(step.node)];
     const auto start = p.profiling ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+    p.context.workspace = step.workspace;
+    p.context.workspace_bytes = step.workspace_bytes;
     try {
       step.forward(n, std::span<const Buffer>(p.operands.data() + step.first_operand, step.operand_count), step.out,
                    p.context);
@@ -192,6 +194,7 @@ std::uint64_t Program::run_index() const { return impl_->context.run_index; }
 void Program::set_run_index(std::uint64_t runs) { impl_->context.run_index = runs; }
 const MemoryReport& Program::memory() const { return impl_->memory; }
 int Program::threads() const { return impl_->pool->size(); }
+bool Program::flush_denormals() const { return impl_->flush_denormals; }
 std::size_t Program::steps() const { return impl_->steps.size(); }
 
 std::uint64_t Program::matmul_flops() const {

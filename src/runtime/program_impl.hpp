@@ -20,6 +20,8 @@ struct Step {
   ForwardFn forward = nullptr;
   std::size_t first_operand = 0, operand_count = 0;  // into Program::Impl::operands
   Buffer out;
+  void* workspace = nullptr;  // OpDef::workspace's bytes in the arena, or null
+  std::size_t workspace_bytes = 0;
 };
 
 /// A fed input: its arena slot.
@@ -49,7 +51,8 @@ struct Program::Impl {
   std::byte* arena = nullptr;  // arena_storage aligned to kArenaAlignment
   MemoryReport memory;
   RunContext context;
-  std::unique_ptr<ThreadPool> pool;  // context.pool points at it
+  std::shared_ptr<ThreadPool> pool;  // context.pool points at it
+  bool flush_denormals = true;
   bool check_finite = false;
   bool profiling = false;
   std::vector<std::int64_t> step_nanoseconds;  // per step, summed over the profiled runs

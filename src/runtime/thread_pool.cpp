@@ -4,15 +4,12 @@
 
 #include <fmt/format.h>
 
+#include "runtime/kernel_environment.hpp"
 #include "xgrad/error.hpp"
 
 namespace xg {
 
 namespace {
-
-/// About 50 microseconds of polling: longer than the gap between two kernels of a step, far shorter
-/// than the gap between two steps.
-constexpr int kSpins = 20000;
 
 inline void relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -26,8 +23,20 @@ inline void relax() {
 
 int ThreadPool::hardware_threads() { return std::max(1, static_cast<int>(std::thread::hardware_concurrency())); }
 
-ThreadPool::ThreadPool(int threads) {
+std::shared_ptr<ThreadPool> ThreadPool::process_default() {
+  static const std::shared_ptr<ThreadPool> pool = std::make_shared<ThreadPool>(hardware_threads());
+  return pool;
+}
+
+std::shared_ptr<ThreadPool> ThreadPool::with_threads(int threads) {
+  std::shared_ptr<ThreadPool> shared = process_default();
+  if (threads == 0 || threads == shared->size()) return shared;
+  return std::make_shared<ThreadPool>(threads);
+}
+
+ThreadPool::ThreadPool(int threads, std::chrono::microseconds spin) : spin_(spin) {
   if (threads < 1) throw ValueError(fmt::format("ThreadPool: {} threads; at least 1 is needed", threads));
+  if (spin.count() < 0) throw ValueError(fmt::format("ThreadPool: a spin time of {} us; it cannot be negative", spin.count()));
   workers_.reserve(static_cast<std::size_t>(threads - 1));
   for (int t = 1; t < threads; ++t) workers_.emplace_back([this, t] { work(t); });
 }
@@ -55,9 +64,15 @@ void ThreadPool::run_chunk(int index) noexcept {
 }
 
 void ThreadPool::run(std::int64_t count, Chunk chunk, void* fn) {
+  std::unique_lock job(job_mutex_, std::try_to_lock);
+  if (!job.owns_lock()) {  // busy: the same chunks, in order, on this thread
+    chunk(fn, 0, count);
+    return;
+  }
   chunk_ = chunk;
   fn_ = fn;
   count_ = count;
+  float_control_ = float_control();
   error_ = nullptr;
   pending_.store(static_cast<int>(workers_.size()));
   generation_.fetch_add(1);  // publishes the job (sequentially consistent, as are the reads below)
@@ -71,12 +86,14 @@ void ThreadPool::run(std::int64_t count, Chunk chunk, void* fn) {
 }
 
 void ThreadPool::work(int index) {
+  confine_library_threads();
   std::uint64_t seen = 0;
   while (true) {
-    int spins = 0;
-    while (generation_.load() == seen && spins < kSpins) {
+    // Poll for a bounded time; the clock is read once every 256 polls.
+    const auto deadline = std::chrono::steady_clock::now() + spin_;
+    for (int polls = 1; generation_.load() == seen; ++polls) {
       relax();
-      ++spins;
+      if (polls % 256 == 0 && std::chrono::steady_clock::now() >= deadline) break;
     }
     if (generation_.load() == seen) {
       std::unique_lock lock(sleep_mutex_);
@@ -86,6 +103,7 @@ void ThreadPool::work(int index) {
     }
     seen = generation_.load();
     if (stop_.load()) return;
+    set_float_control(float_control_);
     run_chunk(index);
     pending_.fetch_sub(1, std::memory_order_release);
   }

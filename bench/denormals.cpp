@@ -1,0 +1,75 @@
+// Subnormal values and step time: a decoder LM's training step (forward and backward) with
+// flush-to-zero/denormals-are-zero on (CompileOptions::flush_denormals, the default) and off, first
+// with ordinary parameters, then with every parameter scaled by 1e-20 so that products of two of
+// them (about 1e-40) fall in f32's subnormal range, where x86 arithmetic stalls. Prints the median
+// step times and how many output values differ between the two settings.
+#include <cstring>
+#include <random>
+
+#include <fmt/format.h>
+
+#include "graph/registry.hpp"
+#include "timing.hpp"
+#include "xgrad/xgrad.hpp"
+
+using namespace xg;
+
+namespace {
+
+struct Measured {
+  double step_ms = 0;
+  std::vector<std::byte> values;  // objective and gradients after the last step
+};
+
+Measured measure(double parameter_scale, bool flush, int steps) {
+  const models::ModelRecipe recipe =
+      models::parse_recipe("decoder_lm", "vocab=256 d_model=256 heads=4 d_ff=1024 layers=2 batch=8 seq=64");
+  Graph g(1, recipe.float_type);
+  const models::BuiltModel built = models::build_model(g, recipe);
+  for (Var p : g.params()) {
+    Tensor& value = g.value(p);
+    float* data = static_cast<float*>(value.data());
+    for (std::int64_t i = 0; i < value.numel(); ++i) data[i] = static_cast<float>(data[i] * parameter_scale);
+  }
+  std::vector<Var> outputs{built.objective};
+  for (Var gr : grad(g, built.objective, g.params())) outputs.push_back(gr);
+  Program program = compile(g, outputs, {.flush_denormals = flush});
+  program.set_training(true);
+  std::mt19937 rng(2);
+  std::vector<xt::xarray<std::int32_t>> values;
+  std::vector<Feed> feeds;
+  const std::vector<Var> inputs = g.inputs();
+  values.reserve(inputs.size());
+  for (Var in : inputs) {
+    values.push_back(models::random_input(recipe, in.node(), rng));
+    feeds.push_back({in, values.back()});
+  }
+  Measured m;
+  m.step_ms = bench::median_ms(2, steps, [&] { program.run(feeds); });
+  for (Var v : outputs) {
+    const TensorRef t = program.view(v);
+    const auto* data = static_cast<const std::byte*>(t.data);
+    m.values.insert(m.values.end(), data, data + t.numel() * size_of(t.dtype));
+  }
+  return m;
+}
+
+std::size_t differing_floats(const std::vector<std::byte>& a, const std::vector<std::byte>& b) {
+  std::size_t count = 0;
+  for (std::size_t i = 0; i + 4 <= a.size(); i += 4) count += std::memcmp(&a[i], &b[i], 4) != 0;
+  return count;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int steps = argc > 1 ? std::atoi(argv[1]) : 10;
+  fmt::print("decoder LM (d 256, 2 layers, B8 S64), forward + backward, median of {} steps\n\n", steps);
+  fmt::print("{:<34} {:>14} {:>15} {:>8} {:>16}\n", "parameters", "flush on (ms)", "flush off (ms)", "off/on",
+             "values differing");
+  for (const auto& [label, scale] : {std::pair{"ordinary", 1.0}, std::pair{"scaled by 1e-20 (subnormal)", 1e-20}}) {
+    const Measured on = measure(scale, true, steps), off = measure(scale, false, steps);
+    fmt::print("{:<34} {:>14.2f} {:>15.2f} {:>8.2f} {:>10} of {}\n", label, on.step_ms, off.step_ms, off.step_ms / on.step_ms,
+               differing_floats(on.values, off.values), on.values.size() / 4);
+  }
+}

@@ -1,0 +1,188 @@
+// What the runtime promises about threads: results do not depend on the pool's size (every model
+// family's training values agree bit for bit with 1, 2, 3 and 4 threads), Programs run at once from
+// several threads agree with serial runs, the pool copes with nesting, contention and exceptions,
+// and a run flushes subnormal values on every thread without changing the caller's own setting.
+#include <cstring>
+#include <limits>
+#include <random>
+#include <thread>
+
+#include <xmmintrin.h>
+
+#include <doctest/doctest.h>
+
+#include "graph/registry.hpp"
+#include "xgrad/xgrad.hpp"
+
+using namespace xg;
+
+namespace {
+
+/// A model of a family with its objective, every parameter gradient, and one batch of feeds.
+struct Trained {
+  models::ModelRecipe recipe;
+  Graph graph;
+  std::vector<Var> outputs;
+  std::vector<xt::xarray<std::int32_t>> values;
+  std::vector<Feed> feeds;
+
+  Trained(std::string_view family, std::string_view config)
+      : recipe(models::parse_recipe(family, config)), graph(7, recipe.float_type) {
+    const models::BuiltModel built = models::build_model(graph, recipe);
+    outputs.push_back(built.objective);
+    for (Var g : grad(graph, built.objective, graph.params())) outputs.push_back(g);
+    std::mt19937 rng(3);
+    std::vector<Var> inputs = graph.inputs();
+    values.reserve(inputs.size());  // feeds view these arrays
+    for (Var in : inputs) {
+      values.push_back(models::random_input(recipe, in.node(), rng));
+      feeds.push_back({in, values.back()});
+    }
+  }
+
+  /// The raw bytes of every output after two training-mode runs (dropout on) with `pool`.
+  std::vector<std::vector<std::byte>> run(std::shared_ptr<ThreadPool> pool) {
+    Program p = compile(graph, outputs, {.pool = std::move(pool)});
+    p.set_training(true);
+    std::vector<std::vector<std::byte>> bytes;
+    for (int r = 0; r < 2; ++r) {
+      p.run(feeds);
+      for (Var v : outputs) {
+        const TensorRef t = p.view(v);
+        const auto* data = static_cast<const std::byte*>(t.data);
+        bytes.emplace_back(data, data + t.numel() * size_of(t.dtype));
+      }
+    }
+    return bytes;
+  }
+};
+
+// Sizes at which products are cut into several pieces, elementwise ops and rows are split, and
+// attention heads spread over the threads.
+constexpr std::string_view kDecoder = "vocab=64 d_model=128 heads=4 d_ff=512 layers=2 batch=8 seq=64 dropout=0.1";
+constexpr std::string_view kEncoder =
+    "vocab=64 classes=5 d_model=128 heads=4 d_ff=512 layers=2 batch=8 seq=64 dropout=0.1 activation=gelu";
+constexpr std::string_view kSeq2seq =
+    "src_vocab=40 tgt_vocab=48 d_model=128 heads=4 d_ff=256 encoder_layers=1 decoder_layers=1 batch=8 src_len=48 "
+    "tgt_len=40 dropout=0.1";
+
+void check_thread_counts(std::string_view family, std::string_view config) {
+  Trained model(family, config);
+  const auto serial = model.run(std::make_shared<ThreadPool>(1));
+  for (int threads : {2, 3, 4}) {
+    CAPTURE(threads);
+    const auto split = model.run(std::make_shared<ThreadPool>(threads));
+    REQUIRE(split.size() == serial.size());
+    for (std::size_t k = 0; k < serial.size(); ++k) {
+      CAPTURE(k);
+      CHECK(split[k] == serial[k]);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("training values agree bit for bit with 1, 2, 3 and 4 threads: decoder LM") {
+  check_thread_counts("decoder_lm", kDecoder);
+}
+TEST_CASE("training values agree bit for bit with 1, 2, 3 and 4 threads: encoder classifier") {
+  check_thread_counts("encoder_classifier", kEncoder);
+}
+TEST_CASE("training values agree bit for bit with 1, 2, 3 and 4 threads: encoder-decoder") {
+  check_thread_counts("seq2seq", kSeq2seq);
+}
+
+TEST_CASE("two Programs run at once from two threads give their serial results") {
+  Trained decoder("decoder_lm", kDecoder), encoder("encoder_classifier", kEncoder);
+  // Both share the process's default pool, so each run meets the other's jobs.
+  Program a = compile(decoder.graph, decoder.outputs), b = compile(encoder.graph, encoder.outputs);
+  const auto bytes_of = [](const Program& p, const std::vector<Var>& outputs) {
+    std::vector<std::byte> all;
+    for (Var v : outputs) {
+      const TensorRef t = p.view(v);
+      const auto* data = static_cast<const std::byte*>(t.data);
+      all.insert(all.end(), data, data + t.numel() * size_of(t.dtype));
+    }
+    return all;
+  };
+  a.run(decoder.feeds);
+  b.run(encoder.feeds);
+  const auto serial_a = bytes_of(a, decoder.outputs), serial_b = bytes_of(b, encoder.outputs);
+  int mismatches_a = 0, mismatches_b = 0;
+  std::thread other([&] {
+    for (int r = 0; r < 30; ++r) {
+      b.run(encoder.feeds);
+      mismatches_b += bytes_of(b, encoder.outputs) != serial_b;
+    }
+  });
+  for (int r = 0; r < 30; ++r) {
+    a.run(decoder.feeds);
+    mismatches_a += bytes_of(a, decoder.outputs) != serial_a;
+  }
+  other.join();
+  CHECK(mismatches_a == 0);
+  CHECK(mismatches_b == 0);
+}
+
+TEST_CASE("the pool: every item once, nested calls inline, exceptions rethrown, a busy pool runs the caller's chunks") {
+  ThreadPool pool(3);
+  std::vector<int> hits(1000, 0);
+  pool.parallel_for(1000, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i) ++hits[static_cast<std::size_t>(i)];
+    // A kernel calling back into the pool: its work runs on the calling thread.
+    std::int64_t inner = 0;
+    pool.parallel_for(10, [&](std::int64_t b, std::int64_t e) { inner += e - b; });
+    CHECK(inner == 10);
+  });
+  CHECK(std::count(hits.begin(), hits.end(), 1) == 1000);
+  CHECK_THROWS_WITH_AS(pool.parallel_for(8, [](std::int64_t begin, std::int64_t) {
+    if (begin > 0) throw ValueError("chunk failed");
+  }), "chunk failed", ValueError);
+  // Four threads sharing the pool at once.
+  std::vector<std::thread> callers;
+  std::vector<std::int64_t> sums(4, 0);
+  for (std::size_t c = 0; c < 4; ++c) {
+    callers.emplace_back([&, c] {
+      for (int r = 0; r < 200; ++r) {
+        std::vector<std::int64_t> part(3, 0);
+        pool.parallel_for(3, [&](std::int64_t begin, std::int64_t end) {
+          for (std::int64_t i = begin; i < end; ++i) part[static_cast<std::size_t>(i)] = i + 1;
+        });
+        sums[c] += part[0] + part[1] + part[2];
+      }
+    });
+  }
+  for (std::thread& t : callers) t.join();
+  for (std::int64_t s : sums) CHECK(s == 200 * 6);
+  CHECK_THROWS_AS(ThreadPool(0), ValueError);
+  CHECK(ThreadPool::process_default() == ThreadPool::process_default());
+  CHECK(ThreadPool::with_threads(0) == ThreadPool::process_default());
+}
+
+TEST_CASE("a run flushes subnormal values on every thread and restores the caller's float control") {
+  // f32: 1e-30 * 1e-10 = 1e-40 is subnormal (the smallest normal is 1.2e-38).
+  const auto run = [](bool flush) {
+    Graph g;
+    const Var x = g.input("x", {1 << 16});  // large enough that the multiply is split across the pool
+    const Var y = x * g.scalar(1e-10);
+    Program p = compile(g, {y}, {.pool = std::make_shared<ThreadPool>(2), .flush_denormals = flush});
+    const xt::xarray<float> xv = xt::ones<float>({std::size_t{1} << 16}) * 1e-30f;
+    const unsigned before = _mm_getcsr();
+    p.run({{x, xv}});
+    CHECK(_mm_getcsr() == before);  // the caller's control word, untouched
+    const xt::xarray<float> yv = p.get<float>(y);
+    return std::count_if(yv.begin(), yv.end(), [](float v) { return v == 0.0f; });
+  };
+  CHECK(run(true) == 1 << 16);  // every element, whichever thread computed it
+  CHECK(run(false) == 0);       // gradual underflow: 1e-40 is representable
+  // Denormals-are-zero: a subnormal operand reads as zero.
+  Graph g;
+  const Var x = g.input("x", {4});
+  const Var y = x + g.scalar(0.0);
+  Program p = compile(g, {y});
+  const float tiny = std::numeric_limits<float>::denorm_min() * 1000;
+  const xt::xarray<float> xv = {tiny, tiny, 1.0f, -tiny};
+  p.run({{x, xv}});
+  const xt::xarray<float> expected = {0.0f, 0.0f, 1.0f, 0.0f};
+  CHECK(p.get<float>(y) == expected);
+}
