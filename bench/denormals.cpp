@@ -36,16 +36,9 @@ Measured measure(double parameter_scale, bool flush, int steps) {
   Program program = compile(g, outputs, {.flush_denormals = flush});
   program.set_training(true);
   std::mt19937 rng(2);
-  std::vector<xt::xarray<std::int32_t>> values;
-  std::vector<Feed> feeds;
-  const std::vector<Var> inputs = g.inputs();
-  values.reserve(inputs.size());
-  for (Var in : inputs) {
-    values.push_back(models::random_input(recipe, in.node(), rng));
-    feeds.push_back({in, values.back()});
-  }
+  const models::RandomInputs inputs(recipe, g, rng);
   Measured m;
-  m.step_ms = bench::median_ms(2, steps, [&] { program.run(feeds); });
+  m.step_ms = bench::median_ms(2, steps, [&] { program.run(inputs.feeds()); });
   for (Var v : outputs) {
     const TensorRef t = program.view(v);
     const auto* data = static_cast<const std::byte*>(t.data);

@@ -192,4 +192,13 @@ RandomInputs::RandomInputs(const ModelRecipe& recipe, Graph& g, std::span<const 
   }
 }
 
+RandomInputs::RandomInputs(const ModelRecipe& recipe, Graph& g, std::mt19937& rng) {
+  const std::vector<Var> inputs = g.inputs();
+  arrays_.reserve(inputs.size());
+  for (Var input : inputs) {
+    arrays_.push_back(random_input(recipe, input.node(), rng));
+    feeds_.push_back({input, arrays_.back()});
+  }
+}
+
 }  // namespace xg::models

@@ -46,6 +46,8 @@ xt::xarray<std::int32_t> random_input(const ModelRecipe& recipe, const Node& inp
 class RandomInputs {
  public:
   RandomInputs(const ModelRecipe& recipe, Graph& g, std::span<const CheckpointTensor> slots, std::mt19937& rng);
+  /// Random valid values for every input of `g`, as feeds only.
+  RandomInputs(const ModelRecipe& recipe, Graph& g, std::mt19937& rng);
   RandomInputs(const RandomInputs&) = delete;
   RandomInputs& operator=(const RandomInputs&) = delete;
   std::span<const Feed> feeds() const { return feeds_; }

@@ -130,16 +130,9 @@ void trainer_steps(xg::DType dtype) {
   const models::BuiltModel built = models::build_model(g, recipe);
   Trainer trainer(g, built.objective, optim::adamw_factory(/*weight_decay=*/0.01, /*clip_norm=*/1.0));
   std::mt19937 rng(2);
-  std::vector<xt::xarray<std::int32_t>> values;
-  std::vector<Feed> feeds;
-  const std::vector<Var> inputs = g.inputs();
-  values.reserve(inputs.size());
-  for (Var in : inputs) {
-    values.push_back(models::random_input(recipe, in.node(), rng));
-    feeds.push_back({in, values.back()});
-  }
+  const models::RandomInputs inputs(recipe, g, rng);
   expect_no_allocation(fmt::format("Trainer::step, {} decoder LM, {} threads", dtype, trainer.program().threads()),
-                       dtype == DType::f64, [&] { trainer.step(feeds, 1e-3); });
+                       dtype == DType::f64, [&] { trainer.step(inputs.feeds(), 1e-3); });
 }
 
 template <class Model>

@@ -4,6 +4,7 @@
 // and a run flushes subnormal values on every thread without changing the caller's own setting.
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <random>
 #include <thread>
 
@@ -23,21 +24,17 @@ struct Trained {
   models::ModelRecipe recipe;
   Graph graph;
   std::vector<Var> outputs;
-  std::vector<xt::xarray<std::int32_t>> values;
-  std::vector<Feed> feeds;
+  std::mt19937 rng{3};
+  std::unique_ptr<models::RandomInputs> inputs;
+  std::span<const Feed> feeds;
 
   Trained(std::string_view family, std::string_view config)
       : recipe(models::parse_recipe(family, config)), graph(7, recipe.float_type) {
     const models::BuiltModel built = models::build_model(graph, recipe);
     outputs.push_back(built.objective);
     for (Var g : grad(graph, built.objective, graph.params())) outputs.push_back(g);
-    std::mt19937 rng(3);
-    std::vector<Var> inputs = graph.inputs();
-    values.reserve(inputs.size());  // feeds view these arrays
-    for (Var in : inputs) {
-      values.push_back(models::random_input(recipe, in.node(), rng));
-      feeds.push_back({in, values.back()});
-    }
+    inputs = std::make_unique<models::RandomInputs>(recipe, graph, rng);
+    feeds = inputs->feeds();
   }
 
   /// The raw bytes of every output after two training-mode runs (dropout on) with `pool`.
