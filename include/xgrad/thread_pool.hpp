@@ -3,11 +3,14 @@
 // independent items. Programs share one (the process default, or one given in CompileOptions), so a
 // Trainer, its evaluation Program and gradcheck's Programs do not each bring threads of their own.
 //
-// One job at a time: a caller that finds the pool busy (another thread's run, or a kernel calling
-// back in) runs every chunk itself. Kernels split their work so that no result depends on how the
-// chunks are spread, so this changes timing only. Workers run each chunk under the caller's
-// floating-point control state (flush-to-zero, denormals-are-zero, rounding), and an idle worker
-// polls for a bounded time before it sleeps: kernels come back to back within a run.
+// A job is cut into size() fixed chunks, and whichever thread is running claims the next one: the
+// caller never waits for a worker that has not woken up (on a loaded machine it may not run for a
+// whole time slice), only for chunks already under way. One job at a time: a caller that finds the
+// pool busy (another thread's run, or a kernel calling back in) runs every chunk itself. Kernels
+// split their work so that no result depends on which thread runs a chunk, so all this changes
+// timing only. Workers run each chunk under the caller's floating-point control state
+// (flush-to-zero, denormals-are-zero, rounding), and an idle worker polls for a bounded time before
+// it sleeps: kernels come back to back within a run.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -42,8 +45,8 @@ class ThreadPool {
   static std::shared_ptr<ThreadPool> with_threads(int threads);
 
   /// Calls fn(begin, end) on size() contiguous, nearly equal chunks of [0, count) (empty ones
-  /// skipped), chunk t on thread t and the caller taking chunk 0, or all of them on the caller when
-  /// the pool is busy; returns when every chunk is done and rethrows the first exception one threw.
+  /// skipped), each on whichever thread claims it first (all on the caller when the pool is busy);
+  /// returns when every chunk is done and rethrows the first exception one threw.
   template <class F>
   void parallel_for(std::int64_t count, F&& fn) {
     if (count <= 0) return;
@@ -62,7 +65,9 @@ class ThreadPool {
  private:
   using Chunk = void (*)(void* fn, std::int64_t begin, std::int64_t end);
   void run(std::int64_t count, Chunk chunk, void* fn);
-  void work(int index);
+  void work();
+  /// Claims and runs chunks of the current job until none is left.
+  void run_chunks() noexcept;
   void run_chunk(int index) noexcept;
 
   std::vector<std::thread> workers_;
@@ -76,8 +81,10 @@ class ThreadPool {
   std::exception_ptr error_;
   std::mutex error_mutex_;
 
-  std::atomic<std::uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  // The job's number in the high 32 bits, the next chunk to claim in the low 32: one atomic, so that
+  // a late worker can never claim a chunk of a job other than the one whose fields it reads.
+  std::atomic<std::uint64_t> claim_{0};
+  std::atomic<int> done_{0};  // chunks of the current job finished
   std::atomic<int> sleepers_{0};
   std::atomic<bool> stop_{false};
   std::mutex sleep_mutex_;

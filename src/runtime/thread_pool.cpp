@@ -37,13 +37,14 @@ std::shared_ptr<ThreadPool> ThreadPool::with_threads(int threads) {
 ThreadPool::ThreadPool(int threads, std::chrono::microseconds spin) : spin_(spin) {
   if (threads < 1) throw ValueError(fmt::format("ThreadPool: {} threads; at least 1 is needed", threads));
   if (spin.count() < 0) throw ValueError(fmt::format("ThreadPool: a spin time of {} us; it cannot be negative", spin.count()));
+  claim_.store(std::uint64_t{1} << 32 | static_cast<std::uint32_t>(threads));  // job 1 has no chunks left
   workers_.reserve(static_cast<std::size_t>(threads - 1));
-  for (int t = 1; t < threads; ++t) workers_.emplace_back([this, t] { work(t); });
+  for (int t = 1; t < threads; ++t) workers_.emplace_back([this] { work(); });
 }
 
 ThreadPool::~ThreadPool() {
   stop_.store(true);
-  generation_.fetch_add(1);
+  claim_.fetch_add(std::uint64_t{1} << 32);
   {
     std::lock_guard lock(sleep_mutex_);
     wake_.notify_all();
@@ -63,6 +64,18 @@ void ThreadPool::run_chunk(int index) noexcept {
   }
 }
 
+void ThreadPool::run_chunks() noexcept {
+  const auto chunks = static_cast<std::uint32_t>(size());
+  std::uint64_t claim = claim_.load(std::memory_order_acquire);
+  while (static_cast<std::uint32_t>(claim) < chunks) {
+    if (!claim_.compare_exchange_weak(claim, claim + 1, std::memory_order_acq_rel)) continue;
+    set_float_control(float_control_);  // the caller's own, for a worker
+    run_chunk(static_cast<int>(static_cast<std::uint32_t>(claim)));
+    done_.fetch_add(1, std::memory_order_release);
+    claim = claim_.load(std::memory_order_acquire);
+  }
+}
+
 void ThreadPool::run(std::int64_t count, Chunk chunk, void* fn) {
   std::unique_lock job(job_mutex_, std::try_to_lock);
   if (!job.owns_lock()) {  // busy: the same chunks, in order, on this thread
@@ -74,38 +87,39 @@ void ThreadPool::run(std::int64_t count, Chunk chunk, void* fn) {
   count_ = count;
   float_control_ = float_control();
   error_ = nullptr;
-  pending_.store(static_cast<int>(workers_.size()));
-  generation_.fetch_add(1);  // publishes the job (sequentially consistent, as are the reads below)
+  done_.store(0, std::memory_order_relaxed);
+  // Publishes the job: its fields above happen before any claim of one of its chunks.
+  const std::uint64_t next_job = (claim_.load(std::memory_order_relaxed) >> 32) + 1;
+  claim_.store(next_job << 32, std::memory_order_seq_cst);
   if (sleepers_.load() > 0) {
     std::lock_guard lock(sleep_mutex_);
     wake_.notify_all();
   }
-  run_chunk(0);
-  while (pending_.load(std::memory_order_acquire) > 0) relax();
+  run_chunks();
+  while (done_.load(std::memory_order_acquire) < size()) relax();
   if (error_) std::rethrow_exception(error_);
 }
 
-void ThreadPool::work(int index) {
+void ThreadPool::work() {
   confine_library_threads();
-  std::uint64_t seen = 0;
+  std::uint64_t seen = 0;  // the last job number this worker looked at
+  const auto job_of = [](std::uint64_t claim) { return claim >> 32; };
   while (true) {
     // Poll for a bounded time; the clock is read once every 256 polls.
     const auto deadline = std::chrono::steady_clock::now() + spin_;
-    for (int polls = 1; generation_.load() == seen; ++polls) {
+    for (int polls = 1; job_of(claim_.load()) == seen; ++polls) {
       relax();
       if (polls % 256 == 0 && std::chrono::steady_clock::now() >= deadline) break;
     }
-    if (generation_.load() == seen) {
+    if (job_of(claim_.load()) == seen) {
       std::unique_lock lock(sleep_mutex_);
       sleepers_.fetch_add(1);
-      wake_.wait(lock, [&] { return generation_.load() != seen; });
+      wake_.wait(lock, [&] { return job_of(claim_.load()) != seen; });
       sleepers_.fetch_sub(1);
     }
-    seen = generation_.load();
+    seen = job_of(claim_.load());
     if (stop_.load()) return;
-    set_float_control(float_control_);
-    run_chunk(index);
-    pending_.fetch_sub(1, std::memory_order_release);
+    run_chunks();
   }
 }
 
