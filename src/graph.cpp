@@ -45,11 +45,6 @@ Graph::Graph(const Graph& other)
       rng_(other.rng_),
       float_type_(other.float_type_) {}
 
-Graph& Graph::operator=(const Graph& other) {
-  if (this != &other) *this = Graph(other);
-  return *this;
-}
-
 void Graph::check_new_name(const std::string& name) const {
   if (name.empty()) throw ValueError("inputs and parameters need a name");
   for (const Node& n : nodes_) {
