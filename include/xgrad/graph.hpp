@@ -65,6 +65,9 @@ struct ValueStore {
   std::unordered_map<int, Tensor> values;  // node id -> value; references stay valid on insert
 };
 
+/// Every node's shape is checked when the node is made: no negative extent, and a byte count that
+/// fits in 64 bits (zero extents skipped, as NumPy does); otherwise ShapeError naming the node.
+///
 /// A Graph cannot be moved: every Var holds its address, and a move would leave them all dangling.
 /// Make it where it is used (a local, a member, or behind a std::unique_ptr).
 class Graph {
@@ -117,6 +120,8 @@ class Graph {
  private:
   void check_owned(Var v, std::string_view what) const;
   void check_new_name(const std::string& name) const;
+  /// Appends `node` after checking its shape (ShapeError naming it); returns its Var.
+  Var append(Node node);
 
   // A deque: appending never moves a node, so references from Var::node() and Var::shape() stay
   // valid while builders add nodes (f(x.shape(), g(x)) may evaluate its arguments in any order).
