@@ -13,28 +13,16 @@
 
 #include <xgrad/xgrad.hpp>
 
+#include "error_message.hpp"
 #include "util/checked.hpp"
 
 using namespace xg;
+using testing::has;
+using testing::message_of;
 
 namespace {
-
 constexpr std::int64_t kBig = std::int64_t{1} << 40;
 constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
-
-template <class E, class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  FAIL("no exception of the expected type was thrown");
-  return {};
-}
-
-bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
 }  // namespace
 
 TEST_CASE("checked::product counts elements and bytes; zero extents are skipped only in the overflow test") {
