@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The PyTorch baseline for bench/README.md's workloads: hand-written modules that compute what
 xgrad's graphs compute (post-LN layers, ReLU feed-forward, sinusoidal positions added to a learned
-token embedding, additive attention masks, DESIGN.md's loss mask, AdamW lr 1e-3), timed the same
+token embedding, additive attention masks, the loss mask of docs/design.md, AdamW lr 1e-3), timed the same
 way: median of --steps runs after --warmup, one JSON object per workload.
 
 Run with Debian's interpreter (/usr/bin/python3, python3-torch). Threads: --threads N calls

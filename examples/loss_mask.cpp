@@ -1,4 +1,4 @@
-// DESIGN.md's loss mask on the seed's numbers: per-token cross-entropy times a sequence mask,
+// The loss mask (docs/design.md) on the seed's numbers: per-token cross-entropy times a sequence mask,
 // averaged over the valid tokens, with its gradients. Every tensor is printed as PyTorch prints it.
 #include <fmt/format.h>
 

@@ -1,7 +1,10 @@
 #include "fuzz_targets.hpp"
 
+#include <limits>
 #include <span>
+#include <stdexcept>
 
+#include <fmt/format.h>
 #include <xgrad/xgrad.hpp>
 
 namespace xg::fuzz {
@@ -28,6 +31,21 @@ class Bytes {
     std::vector<std::int64_t> dims(static_cast<std::size_t>(below(4)));
     for (auto& d : dims) d = below(4);  // extents 0..3: empty tensors included
     return Shape(std::move(dims));
+  }
+  /// Rank 2 to 4, every extent at least 2^32: any two multiply past int64, so no such shape (nor
+  /// one derived from it) can be a node's.
+  Shape huge_shape() {
+    static constexpr std::int64_t extents[] = {std::int64_t{1} << 32, std::int64_t{1} << 40, std::int64_t{1} << 62,
+                                               std::numeric_limits<std::int64_t>::max()};
+    std::vector<std::int64_t> dims(static_cast<std::size_t>(2 + below(3)));
+    for (auto& d : dims) d = extents[below(4)];
+    return Shape(std::move(dims));
+  }
+  /// One of a few extreme slice bounds and steps.
+  std::int64_t extreme() {
+    static constexpr std::int64_t values[] = {std::numeric_limits<std::int64_t>::min(), -1, 1, 2,
+                                              std::numeric_limits<std::int64_t>::max()};
+    return values[below(5)];
   }
 
  private:
@@ -82,6 +100,55 @@ Var apply_op(std::vector<Var>& vars, Var labels, Bytes& b) {
   }
 }
 
+/// Whether a shape's byte count fits in int64, zero extents skipped: what the library promises of
+/// every node. Computed here independently of the library's own arithmetic, which is under test.
+bool countable(Var v) {
+  std::int64_t bytes = static_cast<std::int64_t>(size_of(v.dtype()));
+  for (std::int64_t d : v.shape()) {
+    if (d < 0 || (d > 0 && __builtin_mul_overflow(bytes, d, &bytes))) return false;
+  }
+  return true;
+}
+
+/// Sizes too large to count: each attempt either is refused with an xg::Error before anything is
+/// allocated, or makes a node whose size fits. Every kind is tried on every input; the bytes choose
+/// the shapes. Large operands are inputs, which cost nothing until a Program is compiled.
+void oversized(Bytes& b) {
+  Graph g(0, DType::f32);
+  constexpr std::int64_t two_32 = std::int64_t{1} << 32;
+  const Var x = g.input("x", b.shape());
+  const Var column = g.input("column", {two_32, 1}), row = g.input("row", {1, two_32});
+  const Var longest = g.input("longest", {(std::int64_t{1} << 61) - 1});  // 2^63 - 4 bytes
+  const Var half = g.input("half", {std::int64_t{1} << 60}), other_half = g.input("other_half", {std::int64_t{1} << 60});
+  for (int kind = 0; kind < 10; ++kind) {
+    try {
+      Var made;
+      switch (kind) {
+        case 0: made = g.input(fmt::format("huge_{}", kind), b.huge_shape()); break;
+        case 1: made = g.param(fmt::format("huge_{}", kind), b.huge_shape(), Init::zeros()); break;
+        case 2: made = reshape(x, b.huge_shape()); break;
+        case 3: {
+          Shape s = b.huge_shape();
+          s[b.below(s.rank())] = -1;
+          made = reshape(x, s);
+          break;
+        }
+        case 4: made = broadcast_to(x, b.huge_shape()); break;
+        case 5: made = column * row; break;
+        case 6: made = matmul(reshape(column, {two_32, 1, 1, 1}), reshape(row, {1, two_32, 1, 1})); break;
+        case 7: made = concat(std::vector<Var>(static_cast<std::size_t>(2 + b.below(4)), longest), 0); break;
+        case 8: made = slice(x, b.below(4) - 2, b.extreme(), b.extreme(), b.extreme()); break;
+        default: compile(g, {half + other_half}); break;  // would need an arena past 2^63 bytes
+      }
+      if (made.valid() && !countable(made)) {
+        throw std::logic_error(fmt::format("oversized kind {}: {} was made with shape {}", kind, made.describe(), made.shape()));
+      }
+    } catch (const Error&) {
+      // Refused, as it must be (the slice may also be refused for its axis).
+    }
+  }
+}
+
 }  // namespace
 
 void graph_build(const std::uint8_t* data, std::size_t size) {
@@ -111,6 +178,7 @@ void graph_build(const std::uint8_t* data, std::size_t size) {
     (void)p.get(y);
   } catch (const Error&) {
   }
+  oversized(b);  // with the bytes left over (zeros once they run out)
 }
 
 }  // namespace xg::fuzz

@@ -11,7 +11,9 @@ namespace xg::fuzz {
 void safetensors(const std::uint8_t* data, std::size_t size);
 
 /// Reads the bytes as a little program that builds a graph from random ops, differentiates it,
-/// compiles it and runs it.
+/// compiles it and runs it; then tries shapes too large to count (inputs, parameters, reshape,
+/// broadcasting, matmul batch axes, concat, extreme slices, an arena past 2^63 bytes), with the
+/// bytes left over choosing them. Each must be refused or make a node whose size fits.
 void graph_build(const std::uint8_t* data, std::size_t size);
 
 }  // namespace xg::fuzz

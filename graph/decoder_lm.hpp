@@ -1,7 +1,7 @@
 #pragma once
 // Decoder-only language model (GPT-like): token embedding plus positions, a stack of causal
 // self-attention layers, and an output projection tied to the embedding or separate, trained with
-// DESIGN.md's loss mask over the valid tokens.
+// loss mask (docs/design.md) over the valid tokens.
 #include <xgrad/graph.hpp>
 
 #include "graph/model_config.hpp"

@@ -30,7 +30,7 @@ struct ModelConfig {
 /// (B, S) tokens -> (B, S, d_model). `table` is the token table (shared when weights are tied).
 Var embed_tokens(Var tokens, Var table, const std::string& name, const ModelConfig& config);
 
-/// DESIGN.md's loss mask over (B, S, V) logits: per-token cross-entropy, the sequence mask of lengths,
+/// The loss mask (docs/design.md) over (B, S, V) logits: per-token cross-entropy, the sequence mask of lengths,
 /// and sum(loss * mask) / sum(mask).
 struct SequenceLoss {
   Var loss;       // (B, S)

@@ -1,7 +1,7 @@
 #pragma once
 // Encoder-decoder Transformer (machine-translation-like): source and target embeddings, an encoder,
 // a decoder with causal self-attention and cross attention over the encoder's memory, and an output
-// projection, trained with DESIGN.md's loss mask on the target.
+// projection, trained with the loss mask (docs/design.md) on the target.
 #include <xgrad/graph.hpp>
 
 #include "graph/model_config.hpp"

@@ -5,8 +5,9 @@
 
 #include <fmt/format.h>
 
-#include "xgrad/format.hpp"
 #include "ops/op_def.hpp"
+#include "util/checked.hpp"
+#include "xgrad/format.hpp"
 
 namespace xg {
 
@@ -45,11 +46,6 @@ Graph::Graph(const Graph& other)
       rng_(other.rng_),
       float_type_(other.float_type_) {}
 
-Graph& Graph::operator=(const Graph& other) {
-  if (this != &other) *this = Graph(other);
-  return *this;
-}
-
 void Graph::check_new_name(const std::string& name) const {
   if (name.empty()) throw ValueError("inputs and parameters need a name");
   for (const Node& n : nodes_) {
@@ -60,18 +56,29 @@ void Graph::check_new_name(const std::string& name) const {
 }
 
 namespace {
-void check_shape(const Shape& shape, std::string_view what) {
-  for (std::int64_t d : shape) {
-    if (d < 0) throw ShapeError(fmt::format("{}: negative extent in shape {}", what, shape));
+/// What every node's shape must satisfy, whatever made it: no negative extent, and a byte count that
+/// fits in int64 (so do its element count and strides; see checked::product).
+void check_shape(const Node& n, int id, const std::deque<Node>& nodes) {
+  for (std::int64_t d : n.shape) {
+    if (d < 0) throw ShapeError(fmt::format("{}: negative extent in shape {}", describe(n, id), n.shape));
   }
+  if (checked::product(n.shape.dims(), static_cast<std::int64_t>(size_of(n.dtype)))) return;
+  std::vector<std::string> operands;
+  for (int in : n.inputs) operands.push_back(describe(nodes[static_cast<std::size_t>(in)], in));
+  throw ShapeError(fmt::format("{}: shape {} of {} is too large: its size in bytes does not fit in 64 bits{}", describe(n, id),
+                               n.shape, n.dtype, operands.empty() ? "" : fmt::format(" (operands: {})", fmt::join(operands, ", "))));
 }
 }  // namespace
 
+Var Graph::append(Node node) {
+  check_shape(node, size(), nodes_);
+  nodes_.push_back(std::move(node));
+  return Var(this, size() - 1);
+}
+
 Var Graph::input(std::string name, Shape shape, DType dtype) {
   check_new_name(name);
-  check_shape(shape, fmt::format("input '{}'", name));
-  nodes_.push_back(Node{&op_input, {}, {}, dtype, std::move(shape), std::move(name)});
-  return Var(this, size() - 1);
+  return append(Node{&op_input, {}, {}, dtype, std::move(shape), std::move(name)});
 }
 
 Var Graph::param(std::string name, Shape shape, Init init) {
@@ -80,14 +87,15 @@ Var Graph::param(std::string name, Shape shape, Init init) {
 
 Var Graph::param(std::string name, Shape shape, Init init, DType dtype) {
   check_new_name(name);
-  check_shape(shape, fmt::format("param '{}'", name));
   if (!is_float(dtype)) throw DTypeError(fmt::format("param '{}': parameters must be f32 or f64", name));
   if (init.kind != Init::Kind::constant && !(init.b >= init.a || init.kind == Init::Kind::normal)) {
     throw ValueError(fmt::format("param '{}': uniform init needs low <= high", name));
   }
-  xt::xarray<double> values = xt::zeros<double>(std::vector<std::size_t>(shape.begin(), shape.end()));
+  Node node{&op_param, {}, init, dtype, std::move(shape), std::move(name)};
+  check_shape(node, size(), nodes_);  // before the values are allocated
+  xt::xarray<double> values = xt::zeros<double>(std::vector<std::size_t>(node.shape.begin(), node.shape.end()));
   draw_initial_values(rng_, init, std::span<double>(values.data(), values.size()));
-  nodes_.push_back(Node{&op_param, {}, init, dtype, std::move(shape), std::move(name)});
+  nodes_.push_back(std::move(node));
   store_->values.emplace(size() - 1, Tensor(std::move(values)).cast(dtype));
   return Var(this, size() - 1);
 }
@@ -109,9 +117,9 @@ void draw_initial_values(std::mt19937_64& rng, const Init& init, std::span<doubl
 
 Var Graph::constant(Tensor value, std::string name) {
   Shape shape = value.shape();
-  nodes_.push_back(Node{&op_constant, {}, {}, value.dtype(), std::move(shape), std::move(name)});
-  store_->values.emplace(size() - 1, std::move(value));
-  return Var(this, size() - 1);
+  const Var v = append(Node{&op_constant, {}, {}, value.dtype(), std::move(shape), std::move(name)});
+  store_->values.emplace(v.id(), std::move(value));
+  return v;
 }
 
 Var Graph::scalar(double value, DType dtype) {
@@ -125,8 +133,7 @@ Var Graph::add_node(const OpDef& op, const std::vector<Var>& inputs, Attrs attrs
     check_owned(v, op.name);
     node.inputs.push_back(v.id());
   }
-  nodes_.push_back(std::move(node));
-  return Var(this, size() - 1);
+  return append(std::move(node));
 }
 
 void Graph::check_owned(Var v, std::string_view what) const {

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "util/checked.hpp"
+
 namespace xg {
 
 std::string_view name(DType dtype) {
@@ -16,9 +18,7 @@ std::string_view name(DType dtype) {
 std::size_t size_of(DType dtype) { return dtype == DType::f64 ? 8 : 4; }
 
 std::int64_t Shape::numel() const {
-  std::int64_t n = 1;
-  for (std::int64_t d : dims_) n *= d;
-  return n;
+  return checked::size(dims_, 1, "Shape::numel");
 }
 
 int normalize_axis(int axis, int rank, std::string_view where) {
@@ -38,6 +38,7 @@ std::vector<std::size_t> to_xshape(const Shape& shape) {
 }  // namespace
 
 Tensor Tensor::zeros(DType dtype, const Shape& shape) {
+  checked::size(shape.dims(), static_cast<std::int64_t>(size_of(dtype)), "Tensor::zeros");
   return visit_dtype(dtype, [&]<class T>() { return Tensor(xt::xarray<T>(xt::zeros<T>(to_xshape(shape)))); });
 }
 

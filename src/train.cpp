@@ -1,11 +1,13 @@
 #include "xgrad/train.hpp"
 
+#include <array>
 #include <cmath>
 
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include "runtime/kernel_environment.hpp"
+#include "util/checked.hpp"
 #include "xgrad/autodiff.hpp"
 #include "xgrad/checkpoint.hpp"
 
@@ -14,6 +16,8 @@ namespace xg {
 PaddedBatch pad_sequences(std::span<const std::vector<std::int32_t>> sequences, std::int64_t seq_len,
                           std::int32_t pad) {
   PaddedBatch batch;
+  if (seq_len < 0) throw ValueError(fmt::format("pad_sequences: negative sequence length {}", seq_len));
+  checked::size(std::array{static_cast<std::int64_t>(sequences.size()), seq_len}, sizeof(std::int32_t), "pad_sequences");
   const std::size_t count = sequences.size(), width = static_cast<std::size_t>(seq_len);
   batch.tokens = xt::xarray<std::int32_t>::from_shape({count, width});
   batch.tokens.fill(pad);

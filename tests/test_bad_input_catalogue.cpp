@@ -3,7 +3,9 @@
 // crashes, nothing is silently accepted. (test_errors.cpp holds the first, longer-form cases.)
 #include <doctest/doctest.h>
 
+#include <array>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -274,6 +276,49 @@ std::vector<BadInput> catalogue() {
     Graph g, h;
     optim::Adam adam(g, {h.param("w", {2}, Init::zeros())});
   }, "ValueError", "not a parameter of this graph");
+
+  // ---- sizes too large to count in 64 bits (no memory is asked for before the refusal) ----
+  constexpr std::int64_t big = std::int64_t{1} << 40;
+  add_case("size", "a (2^40, 2^40) input", [] { Graph g; g.input("a", {big, big}); }, "ShapeError",
+           "node 0 (input 'a'): shape (1099511627776, 1099511627776) of f32 is too large");
+  add_case("size", "an f32 parameter of 2^64 bytes", [] { Graph g; g.param("w", {std::int64_t{1} << 31, std::int64_t{1} << 31}, Init::zeros()); },
+           "ShapeError", "node 0 (param 'w')");
+  add_case("size", "an empty input whose other extents overflow", [] { Graph g; g.input("e", {0, big, big}); }, "ShapeError", "too large");
+  add_case("size", "(2^40, 1) + (1, 2^40)", [] { Graph g; add(g.input("a", {big, 1}), g.input("b", {1, big})); }, "ShapeError",
+           "node 2 (add): shape (1099511627776, 1099511627776)");
+  add_case("size", "matmul whose broadcast batch axes overflow", [] {
+    Graph g;
+    matmul(g.input("a", {big, 1, 2, 2}), g.input("b", {1, big, 2, 2}));
+  }, "ShapeError", "(matmul): shape (1099511627776, 1099511627776, 2, 2)");
+  add_case("size", "reshape to (2^40, 2^40, -1)", [] { Graph g; reshape(g.input("x", {2, 3}), {big, big, -1}); }, "ShapeError",
+           "reshape of node 0 (input 'x'): target shape");
+  add_case("size", "concat whose extents add past 64 bits", [] {
+    Graph g;
+    const Var v = g.input("v", {(std::int64_t{1} << 61) - 1});
+    concat({v, v, v, v, v}, 0);
+  }, "ShapeError", "add up to more than 64 bits");
+  add_case("size", "compile of buffers past what an arena addresses", [] {
+    Graph g;
+    const Var x = g.input("x", {std::int64_t{1} << 60}), y = g.input("y", {std::int64_t{1} << 60});
+    compile(g, {x + y});
+  }, "ShapeError", "compile: the buffers up to node 1 (input 'y')");
+  add_case("size", "a sinusoidal table of 2^80 positions", [] { Graph g; nn::sinusoidal_positions(g, big, big); }, "ShapeError",
+           "sinusoidal_positions: shape (1099511627776, 1099511627776) is too large");
+  add_case("size", "padding to 2^63 - 1 positions", [] {
+    const std::vector<std::vector<std::int32_t>> seqs{{1}, {2}};
+    pad_sequences(seqs, std::numeric_limits<std::int64_t>::max(), 0);
+  }, "ShapeError", "pad_sequences");
+  add_case("size", "saving a tensor of 2^80 elements", [] {
+    const float v = 0;
+    const std::array<std::size_t, 2> shape{std::size_t{1} << 40, std::size_t{1} << 40};
+    const std::vector<std::pair<std::string, TensorRef>> tensors{{"w", TensorRef(&v, DType::f32, shape)}};
+    save_safetensors(temp_file("never.safetensors", ""), tensors);
+  }, "ShapeError", "tensor 'w' (f32): shape (1099511627776, 1099511627776) is too large");
+  add_case("size", "a checkpoint claiming a tensor of 2^80 elements", [] {
+    Graph g;
+    load_checkpoint(temp_file("overflow.safetensors",
+                              safetensors_bytes(R"({"w":{"dtype":"F32","shape":[1099511627776,1099511627776],"data_offsets":[0,0]}})", 0)), g);
+  }, "CheckpointError", "overflows");
   return c;
 }
 
@@ -281,7 +326,8 @@ std::vector<BadInput> catalogue() {
 
 TEST_CASE("the bad-input catalogue: every entry raises its error type with a message naming the problem") {
   const std::vector<BadInput> entries = catalogue();
-  CHECK(entries.size() >= 40);
+  // README.md ("Examples and tests") states this number: change both together.
+  CHECK(entries.size() == 71);
   for (const BadInput& e : entries) {
     CAPTURE(e.area);
     CAPTURE(e.what);

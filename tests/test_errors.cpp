@@ -5,21 +5,11 @@
 
 #include <xgrad/xgrad.hpp>
 
-using namespace xg;
+#include "error_message.hpp"
 
-namespace {
-template <class E, class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  FAIL("no exception of the expected type was thrown");
-  return {};
-}
-bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-}  // namespace
+using namespace xg;
+using testing::has;
+using testing::message_of;
 
 TEST_CASE("binary op with shapes that do not broadcast names op, nodes and shapes") {
   Graph g;

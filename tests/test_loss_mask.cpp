@@ -1,4 +1,4 @@
-// DESIGN.md's loss mask on the seed's numbers: the per-token loss and mask as DESIGN.md gives them,
+// The loss mask on the seed's numbers: the per-token loss and mask as docs/design.md gives them,
 // and the gradients of sum(loss * mask) / sum(mask) as PyTorch computes them.
 #include <doctest/doctest.h>
 
@@ -33,7 +33,7 @@ struct LossMask {
 
 }  // namespace
 
-TEST_CASE("the seed's loss mask: per-token loss and mask as in DESIGN.md, gradients as in PyTorch") {
+TEST_CASE("the seed's loss mask: per-token loss and mask as in docs/design.md, gradients as in PyTorch") {
   const testing::Golden golden("core.txt");
   LossMask m;
   m.g.value(m.logits) = golden["loss_mask.logits"];
@@ -43,7 +43,7 @@ TEST_CASE("the seed's loss mask: per-token loss and mask as in DESIGN.md, gradie
   const xt::xarray<std::int32_t> lengths = golden.i32("loss_mask.lengths");
   p.run({{m.labels, labels}, {m.lengths, lengths}});
 
-  // DESIGN.md's numbers, typed in from there.
+  // The numbers of docs/design.md, typed in from there.
   const xt::xarray<double> design_loss{{2.2954, 2.7556, 1.5419}, {1.5731, 2.1495, 2.7554}};
   CHECK(xt::amax(xt::abs(p.get<double>(m.loss) - design_loss))() < 2e-4);
   CHECK(p.get<double>(m.mask_value) == xt::xarray<double>{{1, 1, 0}, {1, 1, 1}});
@@ -65,7 +65,7 @@ TEST_CASE("the seed's loss mask: per-token loss and mask as in DESIGN.md, gradie
   CHECK(report.passed());
 }
 
-TEST_CASE("the loss mask in f32 gives DESIGN.md's numbers too") {
+TEST_CASE("the loss mask in f32 gives the numbers of docs/design.md too") {
   const testing::Golden golden("core.txt");
   Graph g(0, DType::f32);
   const Var logits = g.input("logits", {2, 5, 3});

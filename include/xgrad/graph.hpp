@@ -33,7 +33,7 @@ struct Node {
 /// "node 12 (matmul 'scores')": how errors name node `id`.
 std::string describe(const Node& n, int id);
 
-/// A handle to one node. Cheap to copy; valid while its Graph lives.
+/// A handle to one node. Cheap to copy; valid while its Graph lives (a Graph never moves).
 class Var {
  public:
   Var() = default;
@@ -65,15 +65,22 @@ struct ValueStore {
   std::unordered_map<int, Tensor> values;  // node id -> value; references stay valid on insert
 };
 
+/// Every node's shape is checked when the node is made: no negative extent, and a byte count that
+/// fits in 64 bits (zero extents skipped, as NumPy does); otherwise ShapeError naming the node.
+///
+/// A Graph cannot be moved: every Var holds its address, and a move would leave them all dangling.
+/// Make it where it is used (a local, a member, or behind a std::unique_ptr).
 class Graph {
  public:
   /// `seed` drives parameter initialisation and dropout streams; `float_type` is the dtype of
   /// parameters, scalars and masks unless a call says otherwise.
   explicit Graph(std::uint64_t seed = 0, DType float_type = DType::f32);
-  Graph(const Graph& other);  // deep: the copy owns its own parameter values
-  Graph& operator=(const Graph& other);
-  Graph(Graph&&) noexcept = default;
-  Graph& operator=(Graph&&) noexcept = default;
+  /// Deep: the copy owns its own parameter values. Vars of the original still refer to the original;
+  /// the copy's are `copy.var(v.id())`.
+  Graph(const Graph& other);
+  Graph& operator=(const Graph&) = delete;
+  Graph(Graph&&) = delete;
+  Graph& operator=(Graph&&) = delete;
   ~Graph() = default;
 
   DType float_type() const { return float_type_; }
@@ -113,6 +120,8 @@ class Graph {
  private:
   void check_owned(Var v, std::string_view what) const;
   void check_new_name(const std::string& name) const;
+  /// Appends `node` after checking its shape (ShapeError naming it); returns its Var.
+  Var append(Node node);
 
   // A deque: appending never moves a node, so references from Var::node() and Var::shape() stay
   // valid while builders add nodes (f(x.shape(), g(x)) may evaluate its arguments in any order).

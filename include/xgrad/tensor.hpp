@@ -58,6 +58,8 @@ class Shape {
   Shape(It first, It last) : dims_(first, last) {}
 
   int rank() const { return static_cast<int>(dims_.size()); }
+  /// The element count. ShapeError if an extent is negative or the count does not fit in 64 bits
+  /// (never for the shape of a graph's node: Graph refuses such shapes when a node is made).
   std::int64_t numel() const;
   std::int64_t operator[](int axis) const { return dims_[static_cast<std::size_t>(axis)]; }
   std::int64_t& operator[](int axis) { return dims_[static_cast<std::size_t>(axis)]; }
@@ -81,6 +83,7 @@ class Tensor {
   Tensor() : Tensor(xt::xarray<float>()) {}
   template <class T>
   Tensor(xt::xarray<T> values) : storage_(std::move(values)) {}  // NOLINT: implicit on purpose
+  /// ShapeError if the shape has a negative extent or its byte count does not fit in 64 bits.
   static Tensor zeros(DType dtype, const Shape& shape);
 
   DType dtype() const { return static_cast<DType>(storage_.index()); }

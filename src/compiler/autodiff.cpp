@@ -33,6 +33,28 @@ std::vector<bool> on_path(const Graph& graph, Var y, const std::vector<Var>& wrt
   return to_y;
 }
 
+/// Throws GradientError unless the rule of node `id` returned at most one gradient per input, each
+/// either none or a value of this graph with exactly its input's shape and dtype. Accumulation adds
+/// with broadcasting, so without this a rule that forgot to sum over broadcast axes (sum_to) would
+/// give a wrong-shaped gradient without a word.
+void check_rule(const Graph& graph, const Node& node, int id, const std::vector<Var>& inputs, const std::vector<Var>& grads) {
+  const std::string rule = fmt::format("the gradient rule of {} at {}", node.op_name(), describe(node, id));
+  if (grads.size() > inputs.size()) {
+    throw GradientError(fmt::format("grad: {} returned {} gradients for its {} inputs", rule, grads.size(), inputs.size()));
+  }
+  for (std::size_t k = 0; k < grads.size(); ++k) {
+    const Var g = grads[k], x = inputs[k];
+    if (!g.valid()) continue;
+    if (&g.graph() != &graph) {
+      throw GradientError(fmt::format("grad: {} returned for input {} ({}) a value of another graph", rule, k, x.describe()));
+    }
+    if (g.shape() != x.shape() || g.dtype() != x.dtype()) {
+      throw GradientError(fmt::format("grad: {} returned for input {} ({}) a gradient of {} {} ({}), but the input is {} {}", rule,
+                                      k, x.describe(), g.dtype(), g.shape(), g.describe(), x.dtype(), x.shape()));
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<Var> grad(Graph& graph, Var y, const std::vector<Var>& wrt, std::optional<Var> seed) {
@@ -76,6 +98,7 @@ std::vector<Var> grad(Graph& graph, Var y, const std::vector<Var>& wrt, std::opt
     std::vector<Var> inputs;
     for (int in : node.inputs) inputs.push_back(graph.var(in));
     const std::vector<Var> input_grads = node.op->vjp(VjpArgs{graph, node, inputs, graph.var(id), g});
+    check_rule(graph, node, id, inputs, input_grads);
     for (std::size_t k = 0; k < inputs.size(); ++k) {
       const auto in = static_cast<std::size_t>(node.inputs[k]);
       if (!needed[in] || k >= input_grads.size() || !input_grads[k].valid()) continue;

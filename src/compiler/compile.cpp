@@ -7,6 +7,7 @@
 #include "compiler/memory_plan.hpp"
 #include "runtime/kernel_environment.hpp"
 #include "runtime/program_impl.hpp"
+#include "util/checked.hpp"
 #include "xgrad/format.hpp"
 
 namespace xg {
@@ -95,7 +96,14 @@ Program compile(const Graph& graph, const std::vector<Var>& outputs, const Compi
   }
 
   // Buffers: a view shares its operand's; an elementwise op may take an operand's that dies with it.
+  std::size_t buffer_bytes = 0;  // aligned, summed: no plan's arena is larger (plan_memory)
   auto new_buffer = [&](std::size_t id) {
+    const auto total = checked::add(buffer_bytes, aligned_size(bytes_of(nodes[id])));
+    if (!total || *total > kMaxArenaBytes) {
+      throw ShapeError(fmt::format("compile: the buffers up to {} ({} {}) need more than {} bytes, more than an arena can address",
+                                   describe(nodes[id], static_cast<int>(id)), nodes[id].dtype, nodes[id].shape, kMaxArenaBytes));
+    }
+    buffer_bytes = *total;
     lv.buffer_of[id] = static_cast<int>(lv.buffers.size());
     lv.buffers.push_back({bytes_of(nodes[id]), lv.step_of[id], lv.last_use[id]});
   };

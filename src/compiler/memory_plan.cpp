@@ -6,7 +6,6 @@
 namespace xg {
 
 namespace {
-std::size_t aligned(std::size_t bytes) { return (bytes + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment; }
 bool overlap(const BufferRequest& a, const BufferRequest& b) {
   return a.first_step <= b.last_step && b.first_step <= a.last_step;
 }
@@ -23,10 +22,10 @@ MemoryPlan plan_memory(const std::vector<BufferRequest>& requests) {
   std::vector<std::size_t> placed;
   std::vector<std::pair<std::size_t, std::size_t>> busy;  // [begin, end) of conflicting buffers
   for (std::size_t r : order) {
-    const std::size_t size = aligned(requests[r].bytes);
+    const std::size_t size = aligned_size(requests[r].bytes);
     busy.clear();
     for (std::size_t p : placed) {
-      if (overlap(requests[p], requests[r])) busy.emplace_back(plan.offsets[p], plan.offsets[p] + aligned(requests[p].bytes));
+      if (overlap(requests[p], requests[r])) busy.emplace_back(plan.offsets[p], plan.offsets[p] + aligned_size(requests[p].bytes));
     }
     std::sort(busy.begin(), busy.end());
     std::size_t offset = 0;
@@ -43,7 +42,7 @@ MemoryPlan plan_memory(const std::vector<BufferRequest>& requests) {
   for (const auto& r : requests) last = std::max(last, r.last_step);
   std::vector<std::size_t> live(static_cast<std::size_t>(last + 2), 0);
   for (const auto& r : requests) {
-    for (int s = r.first_step; s <= r.last_step; ++s) live[static_cast<std::size_t>(s)] += aligned(r.bytes);
+    for (int s = r.first_step; s <= r.last_step; ++s) live[static_cast<std::size_t>(s)] += aligned_size(r.bytes);
   }
   plan.peak_live_bytes = live.empty() ? 0 : *std::max_element(live.begin(), live.end());
   return plan;

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "util/checked.hpp"
 #include "xgrad/format.hpp"
 
 namespace xg {
@@ -66,22 +67,21 @@ Entry parse_entry(const std::string& name, const Json& v, const std::string& sou
   Entry e{name, dtype_from(v["dtype"].get<std::string>(), where), {}, 0, 0};
   const Json& shape = v["shape"];
   if (!shape.is_array() || shape.size() > 32) throw CheckpointError(fmt::format("{}: shape must be an array of at most 32 extents", where));
-  std::uint64_t numel = 1;
-  for (const Json& d : shape) {
-    const std::uint64_t extent = unsigned_of(d, where + " shape extent");
-    if (extent != 0 && numel > UINT64_MAX / extent) throw CheckpointError(fmt::format("{}: shape {} overflows", where, shape.dump()));
-    numel *= extent;
-    e.shape.push_back(static_cast<std::size_t>(extent));
+  for (const Json& d : shape) e.shape.push_back(static_cast<std::size_t>(unsigned_of(d, where + " shape extent")));
+  // The limits of a graph's shapes (Graph refuses the same), so that every tensor read can be loaded.
+  const auto numel = checked::product(e.shape);
+  const auto bytes = checked::product(e.shape, static_cast<std::int64_t>(size_of(e.dtype)));
+  if (!numel || !bytes) {
+    throw CheckpointError(fmt::format("{}: shape {} of {} overflows: its size in bytes does not fit in 64 bits", where, shape.dump(),
+                                      v["dtype"].get<std::string>()));
   }
   const Json& offsets = v["data_offsets"];
   if (!offsets.is_array() || offsets.size() != 2) throw CheckpointError(fmt::format("{}: data_offsets must be [begin, end]", where));
   e.begin = unsigned_of(offsets[0], where + " data_offsets[0]");
   e.end = unsigned_of(offsets[1], where + " data_offsets[1]");
-  const std::uint64_t bytes_per = size_of(e.dtype);
-  if (e.begin > e.end || numel > UINT64_MAX / bytes_per || e.end - e.begin != numel * bytes_per) {
+  if (e.begin > e.end || e.end - e.begin != static_cast<std::uint64_t>(*bytes)) {
     throw CheckpointError(fmt::format("{}: data_offsets [{}, {}] do not hold {} elements of {} ({} bytes)", where, e.begin,
-                                      e.end, numel, v["dtype"].get<std::string>(),
-                                      numel > UINT64_MAX / bytes_per ? std::string("too many") : std::to_string(numel * bytes_per)));
+                                      e.end, *numel, v["dtype"].get<std::string>(), *bytes));
   }
   return e;
 }
@@ -113,16 +113,20 @@ void save_safetensors(const std::string& path, std::span<const std::pair<std::st
                       const std::map<std::string, std::string>& metadata) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
-  std::uint64_t offset = 0;
+  std::vector<std::size_t> sizes;  // bytes per tensor
+  std::int64_t offset = 0;
   for (const auto& [name, t] : tensors) {
     if (name.empty() || name == "__metadata__" || header.contains(name)) {
       throw ValueError(fmt::format("save_safetensors {}: tensor name '{}' is empty, reserved or repeated", path, name));
     }
-    std::uint64_t bytes = size_of(t.dtype);
-    for (std::size_t d : t.shape) bytes *= d;
+    const std::string what = fmt::format("save_safetensors {}: tensor '{}' ({})", path, name, t.dtype);
+    const std::int64_t bytes = checked::size(t.shape, static_cast<std::int64_t>(size_of(t.dtype)), what);
+    const auto end = checked::add(offset, bytes);
+    if (!end) throw ShapeError(fmt::format("{}: the file would pass 2^63 - 1 bytes", what));
     header[name] = {{"dtype", safetensors_name(t.dtype)}, {"shape", std::vector<std::size_t>(t.shape.begin(), t.shape.end())},
-                    {"data_offsets", {offset, offset + bytes}}};
-    offset += bytes;
+                    {"data_offsets", {offset, *end}}};
+    sizes.push_back(static_cast<std::size_t>(bytes));
+    offset = *end;
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // the data starts 8-byte aligned
@@ -138,10 +142,8 @@ void save_safetensors(const std::string& path, std::span<const std::pair<std::st
     throw IOError(fmt::format("saving {} failed while {}: {}; the file was left as it was", path, step, std::strerror(err)));
   };
   if (!write_all(fd, &header_size, sizeof header_size) || !write_all(fd, text.data(), text.size())) fail("writing the header");
-  for (const auto& [name, t] : tensors) {
-    std::size_t bytes = size_of(t.dtype);
-    for (std::size_t d : t.shape) bytes *= d;
-    if (!write_all(fd, t.data, bytes)) fail(fmt::format("writing tensor '{}'", name));
+  for (std::size_t k = 0; k < tensors.size(); ++k) {
+    if (!write_all(fd, tensors[k].second.data, sizes[k])) fail(fmt::format("writing tensor '{}'", tensors[k].first));
   }
   if (::fchmod(fd, 0644) != 0) fail("setting permissions");
   if (::fsync(fd) != 0) fail("flushing to disk");

@@ -1,9 +1,11 @@
 #include "xgrad/nn/positional.hpp"
 
+#include <array>
 #include <cmath>
 
 #include <fmt/format.h>
 
+#include "util/checked.hpp"
 #include "xgrad/format.hpp"
 #include "xgrad/ops.hpp"
 
@@ -13,6 +15,7 @@ Var sinusoidal_positions(Graph& g, std::int64_t max_len, std::int64_t dim) {
   if (max_len < 1 || dim < 1) {
     throw ValueError(fmt::format("sinusoidal_positions: max_len and dim must be positive, got {} and {}", max_len, dim));
   }
+  checked::size(std::array{max_len, dim}, sizeof(double), "sinusoidal_positions");
   xt::xarray<double> table = xt::zeros<double>({static_cast<std::size_t>(max_len), static_cast<std::size_t>(dim)});
   for (std::int64_t p = 0; p < max_len; ++p) {
     for (std::int64_t i = 0; i < dim; ++i) {

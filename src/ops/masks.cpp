@@ -1,9 +1,12 @@
 // Masks: sequence_mask from lengths, the causal (lower-triangular) mask, and dropout's random mask.
+#include <array>
+
 #include <xtensor/xbuilder.hpp>
 
 #include "kernels/dropout.hpp"
 #include "ops/builder_util.hpp"
 #include "ops/emit_util.hpp"
+#include "util/checked.hpp"
 #include "xgrad/ops.hpp"
 
 namespace xg {
@@ -55,6 +58,7 @@ Var sequence_mask(Var lengths, std::int64_t seq_len, DType dtype) {
 
 Var causal_mask(Graph& g, std::int64_t seq_len, DType dtype) {
   if (seq_len < 0) throw ValueError(fmt::format("causal_mask: negative sequence length {}", seq_len));
+  checked::size(std::array{seq_len, seq_len}, static_cast<std::int64_t>(size_of(dtype)), "causal_mask");
   const auto n = static_cast<std::size_t>(seq_len);
   return g.constant(visit_dtype(dtype, [&]<class T>() {
                       return Tensor(xt::xarray<T>(xt::cast<T>(xt::tril(xt::ones<T>({n, n})))));

@@ -7,6 +7,7 @@
 #include "kernels/strided.hpp"
 #include "ops/builder_util.hpp"
 #include "ops/emit_util.hpp"
+#include "util/checked.hpp"
 #include "xgrad/ops.hpp"
 
 namespace xg {
@@ -155,6 +156,11 @@ const OpDef op_slice_scatter{.name = "slice_scatter", .forward = slice_scatter_k
 const OpDef op_concat{.name = "concat", .forward = concat_kernel, .vjp = vjp_concat};
 
 namespace {
+/// Elements start, start + step, ... below stop (step > 0), without overflow for any step.
+std::int64_t slice_count(std::int64_t start, std::int64_t stop, std::int64_t step) {
+  return stop > start ? (stop - start - 1) / step + 1 : 0;
+}
+
 void check_rank(std::string_view op, const Shape& shape) {
   if (shape.rank() > kernels::kMaxRank) {
     throw ShapeError(fmt::format("{}: shape {} has rank {}, above the supported {}", op, shape, shape.rank(),
@@ -165,22 +171,31 @@ void check_rank(std::string_view op, const Shape& shape) {
 
 Var reshape(Var x, Shape shape) {
   detail::same_graph("reshape", {x});
+  const std::int64_t count = x.shape().numel();
   int inferred = -1;
-  std::int64_t known = 1;
   for (int i = 0; i < shape.rank(); ++i) {
     if (shape[i] == -1 && inferred < 0) inferred = i;
     else if (shape[i] < 0) throw ShapeError(fmt::format("reshape of {}: bad target shape {}", x.describe(), shape));
-    else known *= shape[i];
   }
+  auto too_large = [&] {
+    return ShapeError(fmt::format("reshape of {}: target shape {} is too large: its element count does not fit in 64 bits",
+                                  x.describe(), shape));
+  };
   if (inferred >= 0) {
-    if (known == 0 || x.shape().numel() % known != 0) {
+    Shape known = shape;
+    known[inferred] = 1;
+    const auto known_count = checked::product(known.dims());
+    if (!known_count) throw too_large();
+    if (*known_count == 0 || count % *known_count != 0) {
       throw ShapeError(fmt::format("reshape of {}: cannot infer -1 in {} from shape {}", x.describe(), shape, x.shape()));
     }
-    shape[inferred] = x.shape().numel() / known;
+    shape[inferred] = count / *known_count;
   }
-  if (shape.numel() != x.shape().numel()) {
+  const auto target_count = checked::product(shape.dims());
+  if (!target_count) throw too_large();
+  if (*target_count != count) {
     throw ShapeError(fmt::format("reshape of {}: shape {} ({} elements) cannot become {} ({} elements)", x.describe(),
-                                 x.shape(), x.shape().numel(), shape, shape.numel()));
+                                 x.shape(), count, shape, *target_count));
   }
   check_rank("reshape", shape);
   if (shape == x.shape()) return x;
@@ -236,7 +251,12 @@ Var slice(Var x, int axis, std::int64_t start, std::int64_t stop, std::int64_t s
   start = clamp(start);
   stop = std::max(clamp(stop), start);
   Shape shape = x.shape();
-  shape[axis] = (stop - start + step - 1) / step;
+  shape[axis] = slice_count(start, stop, step);
+  // One element or none: the step plays no part, and a huge one would only overflow the kernel's strides.
+  if (shape[axis] <= 1) {
+    step = 1;
+    stop = start + shape[axis];
+  }
   if (shape == x.shape()) return x;
   return detail::add_node(op_slice, {x}, SliceAttr{axis, start, stop, step, extent}, x.dtype(), std::move(shape));
 }
@@ -244,7 +264,7 @@ Var slice(Var x, int axis, std::int64_t start, std::int64_t stop, std::int64_t s
 Var slice_scatter(Var g, const SliceAttr& where) {
   detail::same_graph("slice_scatter", {g});
   Shape shape = g.shape();
-  const std::int64_t count = (where.stop - where.start + where.step - 1) / where.step;
+  const std::int64_t count = where.step > 0 ? slice_count(where.start, where.stop, where.step) : -1;
   if (where.axis < 0 || where.axis >= g.rank() || shape[where.axis] != count) {
     throw ShapeError(fmt::format("slice_scatter of {}: shape {} does not match the slice", g.describe(), g.shape()));
   }
@@ -267,7 +287,12 @@ Var concat(const std::vector<Var>& xs, int axis) {
       throw ShapeError(fmt::format("concat along axis {}: {} has shape {}, which does not match {} of {}", axis,
                                    x.describe(), x.shape(), first.shape(), first.describe()));
     }
-    shape[axis] += x.shape()[axis];
+    const auto extent = checked::add(shape[axis], x.shape()[axis]);
+    if (!extent) {
+      throw ShapeError(fmt::format("concat along axis {}: the extents up to {} of shape {} add up to more than 64 bits count",
+                                   axis, x.describe(), x.shape()));
+    }
+    shape[axis] = *extent;
   }
   if (xs.size() == 1) return first;
   return first.graph().add_node(op_concat, xs, AxisAttr{axis}, first.dtype(), std::move(shape));

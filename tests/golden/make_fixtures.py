@@ -32,9 +32,9 @@ class Records:
 
 
 def seed_logits():
-    """The loss-mask example's logits: DESIGN.md gives the seed's per-token losses but not its logits,
+    """The loss-mask example's logits: docs/design.md gives the seed's per-token losses but not its logits,
     so the logits are made here: random logits (4 decimals) whose label entries are then solved for
-    so that PyTorch's cross-entropy reproduces DESIGN.md's losses within 2e-4."""
+    so that PyTorch's cross-entropy reproduces those losses within 2e-4."""
     target = torch.tensor([[2.2954, 2.7556, 1.5419], [1.5731, 2.1495, 2.7554]])
     gen = torch.Generator().manual_seed(0)
     logits = torch.round(torch.randn(2, 5, 3, generator=gen) * 1e4) / 1e4
@@ -97,7 +97,7 @@ def main():
     r.add("ce.last.logits", last)
     r.add("ce.last.none", F.cross_entropy(last.reshape(-1, 5), labels.reshape(-1), reduction="none").reshape(3, 4))
 
-    # the loss mask, DESIGN.md's computation, with gradients to the logits and to the mask
+    # the loss mask (docs/design.md), with gradients to the logits and to the mask
     logits, labels = seed_logits()
     lengths = torch.tensor([2, 3])
     logits.requires_grad_(True)

@@ -238,7 +238,7 @@ class EncoderClassifier(nn.Module):
 
 
 def masked_token_loss(logits, labels, lengths):
-    """DESIGN.md's loss mask: sum(cross_entropy * mask) / sum(mask) over (B, S, V) logits."""
+    """The loss mask (docs/design.md): sum(cross_entropy * mask) / sum(mask) over (B, S, V) logits."""
     batch, seq, vocab = logits.shape
     loss = F.cross_entropy(logits.reshape(-1, vocab), labels.reshape(-1).long(), reduction="none").reshape(batch, seq)
     mask = sequence_mask(lengths, seq)
