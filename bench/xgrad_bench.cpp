@@ -1,7 +1,8 @@
 // Times xgrad on the workloads of bench/README.md: forward (evaluation Program) and training step
-// (forward + backward + AdamW, lr 1e-3), each the median of --steps runs after --warmup, plus the
-// compile time, the step's matmul GFLOP/s and the arena against its lower bound. One JSON object
-// per line, which bench/compare reads.
+// (forward + backward + AdamW, lr 1e-3), each the median of --steps runs after --warmup (W4, whose
+// step takes seconds: at most kSlowSteps after kSlowWarmup), plus the compile time, the step's matmul
+// GFLOP/s and the arena against its lower bound. One JSON object per line, which bench/compare reads.
+// --workload takes a comma-separated list (W1,W4) or all.
 #include <algorithm>
 #include <chrono>
 #include <charconv>
@@ -20,6 +21,19 @@ using bench::median_ms;
 using bench::ms_since;
 
 namespace {
+
+constexpr int kSlowWarmup = 1, kSlowSteps = 3;  // as torch_bench.py's SLOW_WARMUP, SLOW_STEPS
+
+/// Whether `name` (W1) is in the comma-separated `list`, or the list is "all".
+bool selected(std::string_view list, std::string_view name) {
+  if (list == "all") return true;
+  for (std::size_t at = 0; at <= list.size();) {
+    const std::size_t end = std::min(list.find(',', at), list.size());
+    if (list.substr(at, end - at) == name) return true;
+    at = end + 1;
+  }
+  return false;
+}
 
 void run(bench::Workload& w, int warmup, int steps, bool profile) {
   const auto compile_start = Clock::now();
@@ -134,7 +148,7 @@ int main(int argc, char** argv) {
     else if (flag == "--batch") scaling_batch = number;
     else if (flag == "--sgemm") sgemm = number;
     else {
-      fmt::print(stderr, "usage: xgrad_bench [--workload W1|W2|W3|all] [--steps N] [--warmup N] [--scaling-seq S [--batch B]] [--sgemm N] [--profile] [--gemm-check]\n");
+      fmt::print(stderr, "usage: xgrad_bench [--workload W1,W2,W3,W4|all] [--steps N] [--warmup N] [--scaling-seq S [--batch B]] [--sgemm N] [--profile] [--gemm-check]\n");
       return 2;
     }
   }
@@ -150,12 +164,18 @@ int main(int argc, char** argv) {
   }
   using Build = void (*)(bench::Workload&);
   const std::vector<std::pair<std::string_view, Build>> all{
-      {"W1", bench::build_gpt_tiny}, {"W2", [](bench::Workload& w) { bench::build_encoder(w); }}, {"W3", bench::build_seq2seq_small}};
+      {"W1", bench::build_gpt_tiny},
+      {"W2", [](bench::Workload& w) { bench::build_encoder(w); }},
+      {"W3", bench::build_seq2seq_small},
+      {"W4", [](bench::Workload& w) { bench::build_gpt2(w, 64); }},
+      {"W4", [](bench::Workload& w) { bench::build_gpt2(w, 256); }}};
   for (const auto& [name, build] : all) {
-    if (which != "all" && which != name) continue;
+    if (!selected(which, name)) continue;
     auto w = std::make_unique<bench::Workload>();  // Vars point at its graph: it stays where it is
     build(*w);
-    if (check_gemm) gemm_check(*w, warmup, steps);
-    else run(*w, warmup, steps, profile);
+    const bool slow = name == "W4";
+    const int w_warmup = slow ? std::min(warmup, kSlowWarmup) : warmup, w_steps = slow ? std::min(steps, kSlowSteps) : steps;
+    if (check_gemm) gemm_check(*w, w_warmup, w_steps);
+    else run(*w, w_warmup, w_steps, profile);
   }
 }
