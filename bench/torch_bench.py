@@ -137,14 +137,8 @@ class Seq2SeqSmall(nn.Module):
         return masked_loss(self.output_proj(x), labels, tgt_lengths)
 
 
-class PreLNLayer(nn.Module):
-    """GPT-2's block: x + attn(LN(x)), then x + mlp(LN(x)) with the tanh GELU."""
-
-    def __init__(self, d, heads, d_ff):
-        super().__init__()
-        self.self_attn = Attention(d, heads)
-        self.linear1, self.linear2 = nn.Linear(d, d_ff), nn.Linear(d_ff, d)
-        self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
+class PreLNLayer(EncoderLayer):
+    """GPT-2's block: EncoderLayer's parameters, x + attn(LN(x)), then x + mlp(LN(x)) with the tanh GELU."""
 
     def forward(self, x, bias):
         h = self.norm1(x)
