@@ -57,15 +57,6 @@ void run(bench::Workload& w, int warmup, int steps, bool profile) {
   }
 }
 
-/// OpenBLAS sgemm called directly on n x n x n: the GEMM rate the step is measured against.
-void sgemm_rate(int n, int warmup, int steps) {
-  std::vector<float> a(static_cast<std::size_t>(n) * n, 0.5f), b(a.size(), 0.25f), c(a.size());
-  const double ms = median_ms(warmup, steps, [&] {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
-  });
-  fmt::print("{{\"sgemm_n\": {}, \"ms\": {:.3f}, \"gflops\": {:.2f}}}\n", n, ms, 2.0 * n * n * n / (ms * 1e6));
-}
-
 /// bench/README's GEMM check: every matrix product of the workload's training step, timed inside
 /// the step (profiling) against OpenBLAS sgemm called directly on the same shapes, the way the
 /// matmul kernel would (one tall product when B is a shared matrix, else one per batch element).
@@ -129,7 +120,6 @@ int main(int argc, char** argv) {
   std::string_view which = "all";
   int warmup = 5, steps = 20;
   std::int64_t scaling_seq = 0, scaling_batch = 0;
-  int sgemm = 0;
   bool profile = false, check_gemm = false;
   for (int i = 1; i < argc; i += 2) {
     if (std::string_view(argv[i]) == "--profile" || std::string_view(argv[i]) == "--gemm-check") {
@@ -146,15 +136,10 @@ int main(int argc, char** argv) {
     else if (flag == "--steps") steps = std::max(1, number);
     else if (flag == "--scaling-seq") scaling_seq = number;
     else if (flag == "--batch") scaling_batch = number;
-    else if (flag == "--sgemm") sgemm = number;
     else {
-      fmt::print(stderr, "usage: xgrad_bench [--workload W1,W2,W3,W4|all] [--steps N] [--warmup N] [--scaling-seq S [--batch B]] [--sgemm N] [--profile] [--gemm-check]\n");
+      fmt::print(stderr, "usage: xgrad_bench [--workload W1,W2,W3,W4|all] [--steps N] [--warmup N] [--scaling-seq S [--batch B]] [--profile] [--gemm-check]\n");
       return 2;
     }
-  }
-  if (sgemm > 0) {
-    sgemm_rate(sgemm, warmup, steps);
-    return 0;
   }
   if (scaling_seq > 0) {  // bench/scaling: W2's layer at sequence length S, 2048 tokens per batch unless --batch
     auto w = std::make_unique<bench::Workload>();
