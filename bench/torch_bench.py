@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """The PyTorch baseline for bench/README.md's workloads: hand-written modules that compute what
-xgrad's graphs compute (post-LN layers, ReLU feed-forward, sinusoidal positions added to a learned
-token embedding, additive attention masks, the loss mask of docs/design.md, AdamW lr 1e-3), timed the same
-way: median of --steps runs after --warmup, one JSON object per workload.
+xgrad's graphs compute (W1-W3: post-LN layers, ReLU feed-forward, sinusoidal positions added to a
+learned token embedding; W4: GPT-2's pre-LN blocks, tanh GELU, learned positions, tied output
+embedding and N(0, 0.02) initialisation; additive attention masks, the loss mask of docs/design.md, AdamW lr
+1e-3), timed the same way: median of --steps runs after --warmup (W4: at most SLOW_STEPS after
+SLOW_WARMUP), one JSON object per workload. Denormals are flushed to zero (set_flush_denormal).
 
 Run with Debian's interpreter (/usr/bin/python3, python3-torch). Threads: --threads N calls
-torch.set_num_threads(N); OMP_NUM_THREADS / OPENBLAS_NUM_THREADS come from the environment.
+torch.set_num_threads(N); OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and OPENBLAS_CORETYPE come from the
+environment. --workload takes a comma-separated list of prefixes (W1,W4) or all.
 """
 import argparse
 import json
@@ -18,6 +21,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 BLOCKED = -1e9
+SLOW = ("W4",)  # workloads whose step takes seconds: few steps (as in xgrad_bench)
+SLOW_WARMUP, SLOW_STEPS = 1, 3
 
 
 def sinusoids(max_len, dim):
@@ -132,6 +137,39 @@ class Seq2SeqSmall(nn.Module):
         return masked_loss(self.output_proj(x), labels, tgt_lengths)
 
 
+class PreLNLayer(EncoderLayer):
+    """GPT-2's block: EncoderLayer's parameters, x + attn(LN(x)), then x + mlp(LN(x)) with the tanh GELU."""
+
+    def forward(self, x, bias):
+        h = self.norm1(x)
+        x = x + self.self_attn(h, h, bias)
+        return x + self.linear2(F.gelu(self.linear1(self.norm2(x)), approximate="tanh"))
+
+
+class Gpt2(nn.Module):
+    """GPT-2 124M: vocab 50257, 1024 learned positions, 12 layers of width 768, 12 heads, d_ff 3072,
+    a final LayerNorm and logits through the token embedding; weights N(0, 0.02), biases zero."""
+
+    def __init__(self):
+        super().__init__()
+        self.tok_embed, self.pos_embed = nn.Embedding(50257, 768), nn.Embedding(1024, 768)
+        self.layers = nn.ModuleList(PreLNLayer(768, 12, 3072) for _ in range(12))
+        self.norm = nn.LayerNorm(768)
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(m.weight, 0.0, 0.02)
+            if isinstance(m, nn.Linear):
+                nn.init.zeros_(m.bias)
+
+    def forward(self, tokens, lengths, labels):
+        t = tokens.shape[1]
+        bias = causal_bias(t) + padding_bias(lengths, t)
+        x = self.tok_embed(tokens) + self.pos_embed.weight[:t]
+        for layer in self.layers:
+            x = layer(x, bias)
+        return masked_loss(F.linear(self.norm(x), self.tok_embed.weight), labels, lengths)
+
+
 def workloads(scaling_seq):
     g = torch.Generator().manual_seed(0)
     ints = lambda low, high, *shape: torch.randint(low, high + 1, shape, generator=g)
@@ -144,6 +182,8 @@ def workloads(scaling_seq):
     yield "W2 encoder-256", Encoder256(), (torch.randn(16, 128, 256, generator=g), ints(32, 128, 16))
     yield "W3 seq2seq-small", Seq2SeqSmall(), (ints(0, 127, 8, 48), ints(8, 48, 8), ints(0, 127, 8, 48), ints(8, 48, 8),
                                                ints(0, 127, 8, 48))
+    for seq in (64, 256):  # full-length sequences, as in GPT-2's pre-training
+        yield f"W4 gpt2-124m T{seq}", Gpt2, (ints(0, 50256, 4, seq), torch.full((4,), seq), ints(0, 50256, 4, seq))
 
 
 def median_ms(warmup, steps, f):
@@ -167,9 +207,15 @@ def main():
     args = parser.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    selected = args.workload.split(",")
     for name, model, inputs in workloads(args.scaling_seq):
-        if args.workload != "all" and not name.startswith(args.workload):
+        if args.workload != "all" and not any(name.startswith(w) for w in selected):
             continue
+        if isinstance(model, type):  # built only when selected: W4 has 124M parameters
+            model = model()
+        warmup, steps = (min(args.warmup, SLOW_WARMUP), min(args.steps, SLOW_STEPS)) if name.startswith(SLOW) else \
+            (args.warmup, args.steps)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
 
         def forward():
@@ -181,8 +227,8 @@ def main():
             model(*inputs).backward()
             opt.step()
 
-        result = {"workload": name, "forward_ms": median_ms(args.warmup, args.steps, forward),
-                  "step_ms": median_ms(args.warmup, args.steps, step), "threads": args.threads}
+        result = {"workload": name, "forward_ms": median_ms(warmup, steps, forward),
+                  "step_ms": median_ms(warmup, steps, step), "threads": args.threads}
         print(json.dumps(result), flush=True)
 
 

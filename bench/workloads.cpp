@@ -92,4 +92,26 @@ void build_seq2seq_small(Workload& w) {
   w.tokens_per_step = xt::sum(tgt_lengths)();
 }
 
+void build_gpt2(Workload& w, std::int64_t seq) {
+  w.name = "W4 gpt2-124m T" + std::to_string(seq);
+  models::ModelConfig gpt2 = model(768, 12, 3072, 1024);
+  gpt2.norm = nn::NormStyle::pre;
+  gpt2.activation = nn::Activation::gelu_tanh;
+  gpt2.positions = models::Positions::learned;
+  gpt2.init_std = 0.02;
+  const std::int64_t batch = 4;
+  const models::DecoderLM m = models::decoder_lm(w.graph, {gpt2, 50257, 12, true, batch, seq});
+  w.objective = m.objective;
+  w.forward_outputs = {m.objective};
+  std::mt19937_64 rng(4);
+  const std::vector<std::size_t> shape{static_cast<std::size_t>(batch), static_cast<std::size_t>(seq)};
+  feed(w, m.tokens, random_ints(rng, shape, 0, 50256));
+  xt::xarray<std::int32_t> lengths = xt::xarray<std::int32_t>::from_shape({shape[0]});
+  lengths.fill(static_cast<std::int32_t>(seq));
+  feed(w, m.lengths, std::move(lengths));
+  feed(w, m.labels, random_ints(rng, shape, 0, 50256));
+  bind_feeds(w);
+  w.tokens_per_step = batch * seq;
+}
+
 }  // namespace xg::bench

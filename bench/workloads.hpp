@@ -1,5 +1,5 @@
 #pragma once
-// The three benchmark workloads of bench/README.md, built as xgrad graphs. bench/torch_bench.py
+// The benchmark workloads of bench/README.md, built as xgrad graphs. bench/torch_bench.py
 // defines the same models in PyTorch.
 #include <cstdint>
 #include <random>
@@ -31,5 +31,9 @@ void build_encoder(Workload& w, std::int64_t batch = 16, std::int64_t seq = 128)
 /// W3 seq2seq-small: 2 + 2 layers, d_model 128, 4 heads, d_ff 512, vocab 128, batch 8, source and
 /// target length 48, lengths in 8..48, masked loss on the target.
 void build_seq2seq_small(Workload& w);
+/// W4 gpt2-124m: GPT-2 small's shapes and settings (vocab 50257, 1024 learned positions, 12 pre-LN
+/// layers of width 768, 12 heads, d_ff 3072, tanh GELU, tied output embedding, weights N(0, 0.02)),
+/// batch 4 of `seq` tokens, every sequence full length.
+void build_gpt2(Workload& w, std::int64_t seq);
 
 }  // namespace xg::bench

@@ -1,7 +1,8 @@
 // Times xgrad on the workloads of bench/README.md: forward (evaluation Program) and training step
-// (forward + backward + AdamW, lr 1e-3), each the median of --steps runs after --warmup, plus the
-// compile time, the step's matmul GFLOP/s and the arena against its lower bound. One JSON object
-// per line, which bench/compare reads.
+// (forward + backward + AdamW, lr 1e-3), each the median of --steps runs after --warmup (W4, whose
+// step takes seconds: at most kSlowSteps after kSlowWarmup), plus the compile time, the step's matmul
+// GFLOP/s and the arena against its lower bound. One JSON object per line, which bench/compare reads.
+// --workload takes a comma-separated list (W1,W4) or all.
 #include <algorithm>
 #include <chrono>
 #include <charconv>
@@ -20,6 +21,19 @@ using bench::median_ms;
 using bench::ms_since;
 
 namespace {
+
+constexpr int kSlowWarmup = 1, kSlowSteps = 3;  // as torch_bench.py's SLOW_WARMUP, SLOW_STEPS
+
+/// Whether `name` (W1) is in the comma-separated `list`, or the list is "all".
+bool selected(std::string_view list, std::string_view name) {
+  if (list == "all") return true;
+  for (std::size_t at = 0; at <= list.size();) {
+    const std::size_t end = std::min(list.find(',', at), list.size());
+    if (list.substr(at, end - at) == name) return true;
+    at = end + 1;
+  }
+  return false;
+}
 
 void run(bench::Workload& w, int warmup, int steps, bool profile) {
   const auto compile_start = Clock::now();
@@ -41,15 +55,6 @@ void run(bench::Workload& w, int warmup, int steps, bool profile) {
     for (int i = 0; i < steps; ++i) trainer.step(w.feeds, 1e-3);
     fmt::print(stderr, "{} training step by op:\n{}\n", w.name, trainer.program().profile());
   }
-}
-
-/// OpenBLAS sgemm called directly on n x n x n: the GEMM rate the step is measured against.
-void sgemm_rate(int n, int warmup, int steps) {
-  std::vector<float> a(static_cast<std::size_t>(n) * n, 0.5f), b(a.size(), 0.25f), c(a.size());
-  const double ms = median_ms(warmup, steps, [&] {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
-  });
-  fmt::print("{{\"sgemm_n\": {}, \"ms\": {:.3f}, \"gflops\": {:.2f}}}\n", n, ms, 2.0 * n * n * n / (ms * 1e6));
 }
 
 /// bench/README's GEMM check: every matrix product of the workload's training step, timed inside
@@ -115,7 +120,6 @@ int main(int argc, char** argv) {
   std::string_view which = "all";
   int warmup = 5, steps = 20;
   std::int64_t scaling_seq = 0, scaling_batch = 0;
-  int sgemm = 0;
   bool profile = false, check_gemm = false;
   for (int i = 1; i < argc; i += 2) {
     if (std::string_view(argv[i]) == "--profile" || std::string_view(argv[i]) == "--gemm-check") {
@@ -132,15 +136,10 @@ int main(int argc, char** argv) {
     else if (flag == "--steps") steps = std::max(1, number);
     else if (flag == "--scaling-seq") scaling_seq = number;
     else if (flag == "--batch") scaling_batch = number;
-    else if (flag == "--sgemm") sgemm = number;
     else {
-      fmt::print(stderr, "usage: xgrad_bench [--workload W1|W2|W3|all] [--steps N] [--warmup N] [--scaling-seq S [--batch B]] [--sgemm N] [--profile] [--gemm-check]\n");
+      fmt::print(stderr, "usage: xgrad_bench [--workload W1,W2,W3,W4|all] [--steps N] [--warmup N] [--scaling-seq S [--batch B]] [--profile] [--gemm-check]\n");
       return 2;
     }
-  }
-  if (sgemm > 0) {
-    sgemm_rate(sgemm, warmup, steps);
-    return 0;
   }
   if (scaling_seq > 0) {  // bench/scaling: W2's layer at sequence length S, 2048 tokens per batch unless --batch
     auto w = std::make_unique<bench::Workload>();
@@ -150,12 +149,18 @@ int main(int argc, char** argv) {
   }
   using Build = void (*)(bench::Workload&);
   const std::vector<std::pair<std::string_view, Build>> all{
-      {"W1", bench::build_gpt_tiny}, {"W2", [](bench::Workload& w) { bench::build_encoder(w); }}, {"W3", bench::build_seq2seq_small}};
+      {"W1", bench::build_gpt_tiny},
+      {"W2", [](bench::Workload& w) { bench::build_encoder(w); }},
+      {"W3", bench::build_seq2seq_small},
+      {"W4", [](bench::Workload& w) { bench::build_gpt2(w, 64); }},
+      {"W4", [](bench::Workload& w) { bench::build_gpt2(w, 256); }}};
   for (const auto& [name, build] : all) {
-    if (which != "all" && which != name) continue;
+    if (!selected(which, name)) continue;
     auto w = std::make_unique<bench::Workload>();  // Vars point at its graph: it stays where it is
     build(*w);
-    if (check_gemm) gemm_check(*w, warmup, steps);
-    else run(*w, warmup, steps, profile);
+    const bool slow = name == "W4";
+    const int w_warmup = slow ? std::min(warmup, kSlowWarmup) : warmup, w_steps = slow ? std::min(steps, kSlowSteps) : steps;
+    if (check_gemm) gemm_check(*w, w_warmup, w_steps);
+    else run(*w, w_warmup, w_steps, profile);
   }
 }

@@ -15,10 +15,10 @@ DecoderLM decoder_lm(Graph& g, const DecoderLMConfig& c) {
   const Var self_bias = nn::key_padding_bias(m.lengths, c.seq_len, f);
   nn::StackConfig stack = c.model.stack(c.layers);
   stack.layer.causal = true;
-  const Var table = nn::embedding_table(g, "tok_embed", c.vocab, c.model.d_model);
+  const Var table = nn::embedding_table(g, "tok_embed", c.vocab, c.model.d_model, c.model.init_std);
   const Var hidden =
       nn::encoder(embed_tokens(m.tokens, table, "tok_embed", c.model), self_bias, "layers", stack);
-  m.logits = c.tied_output ? matmul(hidden, table, false, true) : nn::linear(hidden, "lm_head", c.vocab, false);
+  m.logits = c.tied_output ? matmul(hidden, table, false, true) : nn::linear(hidden, "lm_head", c.vocab, false, c.model.init_std);
 
   const SequenceLoss l = sequence_loss(m.logits, m.labels, m.lengths);
   m.loss = l.loss;

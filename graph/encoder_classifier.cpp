@@ -12,12 +12,13 @@ EncoderClassifier encoder_classifier(Graph& g, const EncoderClassifierConfig& c)
   m.lengths = g.input("lengths", {c.batch}, DType::i32);
   m.labels = g.input("labels", {c.batch}, DType::i32);
 
-  const Var table = nn::embedding_table(g, "tok_embed", c.vocab, c.model.d_model);
+  const Var table = nn::embedding_table(g, "tok_embed", c.vocab, c.model.d_model, c.model.init_std);
   const Var hidden = nn::encoder(embed_tokens(m.tokens, table, "tok_embed", c.model),
                                  nn::key_padding_bias(m.lengths, c.seq_len, f), "encoder", c.model.stack(c.layers));
   const Var keep = reshape(sequence_mask(m.lengths, c.seq_len, f), {c.batch, c.seq_len, 1});
   const Var pooled = sum(hidden * keep, {1}) / sum(keep, {1});  // (B, d_model)
-  m.logits = nn::linear(tanh(nn::linear(pooled, "pooler", c.model.d_model)), "classifier", c.classes);
+  const Var pooler = tanh(nn::linear(pooled, "pooler", c.model.d_model, true, c.model.init_std));
+  m.logits = nn::linear(pooler, "classifier", c.classes, true, c.model.init_std);
 
   CrossEntropyOptions o;
   o.reduction = Reduction::none;

@@ -8,7 +8,7 @@ namespace xg::models {
 Var embed_tokens(Var tokens, Var table, const std::string& name, const ModelConfig& config) {
   Graph& g = tokens.graph();
   const Var positions = config.positions == Positions::learned
-                            ? nn::learned_positions(g, name + "_pos", config.max_len, config.d_model)
+                            ? nn::learned_positions(g, name + "_pos", config.max_len, config.d_model, config.init_std)
                             : nn::sinusoidal_positions(g, config.max_len, config.d_model);
   return dropout(nn::add_positions(nn::embed(table, tokens, config.scale_embedding), positions), config.dropout);
 }

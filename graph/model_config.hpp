@@ -2,6 +2,7 @@
 // What the three model families share: the width of their Transformer layers and how tokens become
 // vectors. Shapes (batch, sequence lengths) are part of each model's config: the graph is static.
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include <xgrad/nn.hpp>
@@ -20,9 +21,12 @@ struct ModelConfig {
   nn::Activation activation = nn::Activation::relu;
   Positions positions = Positions::sinusoidal;
   bool scale_embedding = true;  // token vectors times sqrt(d_model), as in the original Transformer
+  /// Unset: PyTorch's defaults (nn.Linear's uniform weights and biases, N(0, 1) tables). Set: GPT-2's,
+  /// every weight matrix and table (tokens, learned positions, heads) from N(0, init_std), biases zero.
+  std::optional<double> init_std = std::nullopt;
 
   nn::StackConfig stack(int layers) const {
-    return {{d_model, heads, d_ff, dropout, norm, activation, 1e-5}, layers, norm == nn::NormStyle::pre};
+    return {{d_model, heads, d_ff, dropout, norm, activation, 1e-5, false, init_std}, layers, norm == nn::NormStyle::pre};
   }
 };
 

@@ -15,7 +15,7 @@ namespace xg::models {
 namespace {
 
 const std::set<std::string, std::less<>> kShared{"d_model", "heads", "d_ff", "max_len", "dropout", "norm", "activation",
-                                                 "positions", "scale_embedding", "dtype"};
+                                                 "positions", "scale_embedding", "init_std", "dtype"};
 const std::map<std::string, std::set<std::string, std::less<>>, std::less<>> kFamilies{
     {"decoder_lm", {"vocab", "layers", "tied", "batch", "seq"}},
     {"encoder_classifier", {"vocab", "classes", "layers", "batch", "seq"}},
@@ -59,6 +59,9 @@ class Settings {
     }
     fail(key, *text, fmt::format("one of {}", fmt::join(names, ", ")));
   }
+  std::optional<double> optional_real(std::string_view key) const {
+    return find(key) == nullptr ? std::nullopt : std::optional<double>(real(key, 0.0));
+  }
   bool flag(std::string_view key, bool fallback) const { return choice(key, {{"0", false}, {"1", true}}, fallback); }
 
  private:
@@ -80,9 +83,13 @@ ModelConfig model_config(const Settings& s, std::int64_t longest) {
   c.max_len = s.integer("max_len", longest);
   c.dropout = s.real("dropout", c.dropout);
   c.norm = s.choice("norm", {{"post", nn::NormStyle::post}, {"pre", nn::NormStyle::pre}}, c.norm);
-  c.activation = s.choice("activation", {{"relu", nn::Activation::relu}, {"gelu", nn::Activation::gelu}}, c.activation);
+  c.activation = s.choice(
+      "activation",
+      {{"relu", nn::Activation::relu}, {"gelu", nn::Activation::gelu}, {"gelu_tanh", nn::Activation::gelu_tanh}},
+      c.activation);
   c.positions = s.choice("positions", {{"sinusoidal", Positions::sinusoidal}, {"learned", Positions::learned}}, c.positions);
   c.scale_embedding = s.flag("scale_embedding", c.scale_embedding);
+  c.init_std = s.optional_real("init_std");
   return c;
 }
 

@@ -16,15 +16,15 @@ Seq2Seq seq2seq(Graph& g, const Seq2SeqConfig& c) {
   const Var src_padding = nn::key_padding_bias(m.src_lengths, c.src_len, f);
   const Var tgt_self = nn::key_padding_bias(m.tgt_lengths, c.tgt_len, f);  // causality: the decoder's own mask
 
-  const Var src_table = nn::embedding_table(g, "src_embed", c.src_vocab, c.model.d_model);
+  const Var src_table = nn::embedding_table(g, "src_embed", c.src_vocab, c.model.d_model, c.model.init_std);
   const Var memory = nn::encoder(embed_tokens(m.src_tokens, src_table, "src_embed", c.model), src_padding, "encoder",
                                  c.model.stack(c.encoder_layers));
-  const Var tgt_table = nn::embedding_table(g, "tgt_embed", c.tgt_vocab, c.model.d_model);
+  const Var tgt_table = nn::embedding_table(g, "tgt_embed", c.tgt_vocab, c.model.d_model, c.model.init_std);
   nn::StackConfig decoder_stack = c.model.stack(c.decoder_layers);
   decoder_stack.layer.causal = true;
   const Var hidden = nn::decoder(embed_tokens(m.tgt_tokens, tgt_table, "tgt_embed", c.model), memory, tgt_self,
                                  src_padding, "decoder", decoder_stack);
-  m.logits = nn::linear(hidden, "output_proj", c.tgt_vocab);
+  m.logits = nn::linear(hidden, "output_proj", c.tgt_vocab, true, c.model.init_std);
 
   const SequenceLoss l = sequence_loss(m.logits, m.labels, m.tgt_lengths);
   m.loss = l.loss;

@@ -8,6 +8,7 @@
 
 #include "graph/decoder_lm.hpp"
 #include "graph/encoder_classifier.hpp"
+#include "graph/registry.hpp"
 #include "graph/seq2seq.hpp"
 
 using namespace xg;
@@ -137,6 +138,39 @@ TEST_CASE("parameters carry PyTorch-style names and shapes") {
   CHECK(xt::amax(xt::abs(w))() <= 0.25f);
   CHECK(xt::amax(xt::abs(w))() > 0.2f);
   CHECK(g.value(g.find("decoder.0.norm1.weight")).as<float>() == xt::ones<float>({8}));
+}
+
+TEST_CASE("GPT-2 settings: init_std draws weights from N(0, std) with zero biases; gelu_tanh changes the output") {
+  // The registry's keys, as graph/meson.build spells a model; f64 so that small differences show.
+  const std::string gpt2 = "dtype=f64 vocab=50 d_model=16 heads=2 d_ff=64 layers=2 batch=2 seq=5 max_len=8 dropout=0 "
+                           "norm=pre positions=learned scale_embedding=0 init_std=0.02";
+  auto logits = [](const std::string& settings, Graph& g) {
+    const models::BuiltModel built = models::build_model(g, models::parse_recipe("decoder_lm", settings));
+    const Ints tokens{{1, 2, 3, 4, 5}, {6, 7, 8, 9, 10}}, lengths{5, 5};
+    return run(g, {built.outputs[0].second}, {{g.find("tokens"), tokens}, {g.find("lengths"), lengths}})[0];
+  };
+  auto value = [](Graph& g, const char* name) { return g.value(g.find(name)).as<double>(); };
+  Graph g(5, DType::f64);
+  const xt::xarray<double> relu_logits = logits(gpt2, g);
+  for (const char* weight : {"tok_embed.weight", "tok_embed_pos.weight", "layers.0.self_attn.q_proj.weight",
+                             "layers.1.linear2.weight"}) {
+    CHECK_MESSAGE(std::sqrt(xt::mean(xt::square(value(g, weight)))()) == doctest::Approx(0.02).epsilon(0.1), weight);
+  }
+  CHECK(value(g, "layers.0.self_attn.out_proj.bias") == xt::zeros<double>({16}));
+  CHECK(value(g, "layers.1.linear1.bias") == xt::zeros<double>({64}));
+  CHECK(value(g, "layers.norm.weight") == xt::ones<double>({16}));
+  Graph default_init(5, DType::f64);  // without init_std: PyTorch's defaults, as before
+  logits("dtype=f64 vocab=50 d_model=16 heads=2 d_ff=64 layers=2 batch=2 seq=5 positions=learned", default_init);
+  CHECK(xt::amax(xt::abs(value(default_init, "layers.1.linear1.bias")))() > 0.1);
+  CHECK(xt::amax(xt::abs(value(default_init, "tok_embed.weight")))() > 1.0);
+
+  // Same seed, same draws: only the activation differs, by the tanh approximation's small error.
+  Graph tanh_gelu(5, DType::f64), erf_gelu(5, DType::f64);
+  const xt::xarray<double> with_tanh = logits(gpt2 + " activation=gelu_tanh", tanh_gelu);
+  const xt::xarray<double> with_erf = logits(gpt2 + " activation=gelu", erf_gelu);
+  const double approximation = xt::amax(xt::abs(with_tanh - with_erf))();
+  CHECK(approximation > 0.0);
+  CHECK(approximation * 100 < xt::amax(xt::abs(relu_logits - with_erf))());
 }
 
 TEST_CASE("training is bit-for-bit reproducible for a seed, with dropout active") {

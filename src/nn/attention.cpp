@@ -50,12 +50,12 @@ Var multi_head_attention(Var query, Var key_value, std::optional<Var> bias, cons
   if (config.heads < 1 || d_model % config.heads != 0) {
     throw ValueError(fmt::format("attention '{}': d_model {} is not divisible by {} heads", name, d_model, config.heads));
   }
-  const Var q = split_heads(linear(query, name + ".q_proj", d_model), config.heads);
-  const Var k = split_heads(linear(key_value, name + ".k_proj", d_model), config.heads);
-  const Var v = split_heads(linear(key_value, name + ".v_proj", d_model), config.heads);
+  const Var q = split_heads(linear(query, name + ".q_proj", d_model, true, config.init_std), config.heads);
+  const Var k = split_heads(linear(key_value, name + ".k_proj", d_model, true, config.init_std), config.heads);
+  const Var v = split_heads(linear(key_value, name + ".v_proj", d_model, true, config.init_std), config.heads);
   const double scale = 1.0 / std::sqrt(static_cast<double>(d_model / config.heads));
   const Var mixed = scaled_dot_product_attention(q, k, v, bias, scale, config.dropout, config.causal);  // (B, heads, Sq, dh)
-  return linear(merge_heads(mixed), name + ".out_proj", d_model);
+  return linear(merge_heads(mixed), name + ".out_proj", d_model, true, config.init_std);
 }
 
 }  // namespace xg::nn

@@ -6,8 +6,9 @@
 
 namespace xg::nn {
 
-Var embedding_table(Graph& g, const std::string& name, std::int64_t vocab, std::int64_t dim) {
-  return g.param(name + ".weight", {vocab, dim}, Init::normal(0.0, 1.0));
+Var embedding_table(Graph& g, const std::string& name, std::int64_t vocab, std::int64_t dim,
+                    std::optional<double> init_std) {
+  return g.param(name + ".weight", {vocab, dim}, Init::normal(0.0, init_std.value_or(1.0)));
 }
 
 Var embed(Var table, Var tokens, bool scale_by_sqrt_dim) {

@@ -27,8 +27,9 @@ Var sinusoidal_positions(Graph& g, std::int64_t max_len, std::int64_t dim) {
   return g.constant(Tensor(std::move(table)).cast(g.float_type()), fmt::format("sinusoidal_positions_{}x{}", max_len, dim));
 }
 
-Var learned_positions(Graph& g, const std::string& name, std::int64_t max_len, std::int64_t dim) {
-  return g.param(name + ".weight", {max_len, dim}, Init::normal(0.0, 1.0));
+Var learned_positions(Graph& g, const std::string& name, std::int64_t max_len, std::int64_t dim,
+                      std::optional<double> init_std) {
+  return g.param(name + ".weight", {max_len, dim}, Init::normal(0.0, init_std.value_or(1.0)));
 }
 
 Var add_positions(Var x, Var table) {

@@ -18,8 +18,15 @@ Var residual(Var x, const std::string& norm_name, const LayerConfig& config, Sub
   return layer_norm(x + dropout(sublayer(x), config.dropout), norm_name, config.eps);
 }
 
-AttentionConfig self_attention_config(const LayerConfig& config) { return {config.heads, config.dropout, config.causal}; }
-AttentionConfig cross_attention_config(const LayerConfig& config) { return {config.heads, config.dropout, false}; }
+AttentionConfig self_attention_config(const LayerConfig& config) {
+  return {config.heads, config.dropout, config.causal, config.init_std};
+}
+AttentionConfig cross_attention_config(const LayerConfig& config) {
+  return {config.heads, config.dropout, false, config.init_std};
+}
+Var layer_feed_forward(Var h, const std::string& name, const LayerConfig& config) {
+  return feed_forward(h, name, config.d_ff, config.activation, config.dropout, config.init_std);
+}
 
 void check_width(Var x, const std::string& name, const LayerConfig& config) {
   if (x.rank() != 3 || x.shape()[2] != config.d_model) {
@@ -35,7 +42,7 @@ Var encoder_layer(Var x, std::optional<Var> self_bias, const std::string& name, 
   x = residual(x, name + ".norm1", config,
                [&](Var h) { return self_attention(h, self_bias, name + ".self_attn", self_attention_config(config)); });
   return residual(x, name + ".norm2", config,
-                  [&](Var h) { return feed_forward(h, name, config.d_ff, config.activation, config.dropout); });
+                  [&](Var h) { return layer_feed_forward(h, name, config); });
 }
 
 Var decoder_layer(Var x, Var memory, std::optional<Var> self_bias, std::optional<Var> memory_bias,
@@ -47,7 +54,7 @@ Var decoder_layer(Var x, Var memory, std::optional<Var> self_bias, std::optional
     return cross_attention(h, memory, memory_bias, name + ".cross_attn", cross_attention_config(config));
   });
   return residual(x, name + ".norm3", config,
-                  [&](Var h) { return feed_forward(h, name, config.d_ff, config.activation, config.dropout); });
+                  [&](Var h) { return layer_feed_forward(h, name, config); });
 }
 
 Var encoder(Var x, std::optional<Var> self_bias, const std::string& name, const StackConfig& config) {

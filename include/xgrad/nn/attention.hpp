@@ -26,6 +26,7 @@ struct AttentionConfig {
   std::int64_t heads = 1;
   double dropout = 0.0;  // on the attention probabilities, in training mode
   bool causal = false;   // a query sees no later key (the fused op's mask: no (S, S) bias stored)
+  std::optional<double> init_std = std::nullopt;  // the projections' initialisation, as in linear()
 };
 
 /// Multi-head scaled dot-product attention of `query` (B, Sq, D) over `key_value` (B, Sk, D):

@@ -24,6 +24,7 @@ struct LayerConfig {
   Activation activation = Activation::relu;
   double eps = 1e-5;
   bool causal = false;  // self-attention sees no later position (the fused mask: no (S, S) bias built)
+  std::optional<double> init_std = std::nullopt;  // every projection's weight from N(0, init_std), biases zero (GPT-2)
 };
 
 /// Self-attention then feed-forward. Parameters: `{name}.self_attn.*`, `{name}.linear1/2`,
