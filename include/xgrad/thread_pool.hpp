@@ -36,7 +36,7 @@ class ThreadPool {
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
-  int size() const { return static_cast<int>(workers_.size()) + 1; }
+  int size() const { return threads_; }
 
   /// The pool Programs use unless CompileOptions names another: hardware_threads() threads, started
   /// on first use and kept until the process ends.
@@ -50,7 +50,7 @@ class ThreadPool {
   template <class F>
   void parallel_for(std::int64_t count, F&& fn) {
     if (count <= 0) return;
-    if (workers_.empty() || count == 1) {
+    if (threads_ == 1 || count == 1) {
       fn(std::int64_t{0}, count);
       return;
     }
@@ -70,6 +70,7 @@ class ThreadPool {
   void run_chunks() noexcept;
   void run_chunk(int index) noexcept;
 
+  int threads_;  // fixed before any worker starts: workers read it while others are still being made
   std::vector<std::thread> workers_;
   std::chrono::microseconds spin_;
   std::mutex job_mutex_;  // held by the thread whose job the workers run

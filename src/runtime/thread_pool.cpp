@@ -34,7 +34,7 @@ std::shared_ptr<ThreadPool> ThreadPool::with_threads(int threads) {
   return std::make_shared<ThreadPool>(threads);
 }
 
-ThreadPool::ThreadPool(int threads, std::chrono::microseconds spin) : spin_(spin) {
+ThreadPool::ThreadPool(int threads, std::chrono::microseconds spin) : threads_(threads), spin_(spin) {
   if (threads < 1) throw ValueError(fmt::format("ThreadPool: {} threads; at least 1 is needed", threads));
   if (spin.count() < 0) throw ValueError(fmt::format("ThreadPool: a spin time of {} us; it cannot be negative", spin.count()));
   claim_.store(std::uint64_t{1} << 32 | static_cast<std::uint32_t>(threads));  // job 1 has no chunks left
