@@ -1,5 +1,6 @@
 #include "xgrad/train.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 
@@ -50,12 +51,24 @@ Trainer::Trainer(Graph& graph, Var objective, std::vector<Var> params, std::vect
   program_.set_training(true);
 }
 
+void Trainer::attach(std::unique_ptr<optim::Optimizer> optimizer) {
+  optimizer_ = std::move(optimizer);
+  const std::vector<Var> params = graph_->params();
+  for (Var p : optimizer_->params()) {
+    const auto at = std::find_if(params.begin(), params.end(), [&](Var q) { return q.id() == p.id(); });
+    if (at == params.end()) {
+      throw ValueError(fmt::format("Trainer: the optimizer updates {}, not a parameter of the graph", p.describe()));
+    }
+    grad_of_.push_back(static_cast<std::size_t>(at - params.begin()));
+  }
+}
+
 double Trainer::step(std::span<const Feed> feeds, double lr) {
   // The optimizer's update too: Adam's second moments are where subnormal values appear first.
   const KernelEnvironment environment(program_.flush_denormals());
   program_.run(feeds);
   if (grad_views_.empty()) {
-    for (Var g : grads_) grad_views_.push_back(program_.view(g));
+    for (std::size_t k : grad_of_) grad_views_.push_back(program_.view(grads_[k]));
   }
   const TensorRef objective = program_.view(objective_);
   const double loss = visit_float(objective.dtype, [&]<class T>() { return static_cast<double>(*static_cast<const T*>(objective.data)); });

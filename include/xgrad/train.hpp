@@ -33,11 +33,12 @@ PaddedBatch pad_sequences(std::span<const std::vector<std::int32_t>> sequences, 
 class Trainer {
  public:
   /// `make_optimizer` receives the graph and its parameters, e.g.
-  /// `[](Graph& g, std::vector<Var> p) { return std::make_unique<optim::Adam>(g, p, optim::adamw()); }`.
+  /// `[](Graph& g, std::vector<Var> p) { return std::make_unique<optim::Adam>(g, p, optim::adamw()); }`;
+  /// the optimizer may order them as it likes (in groups) or leave some out (frozen).
   template <class MakeOptimizer>
   Trainer(Graph& graph, Var objective, MakeOptimizer&& make_optimizer, std::vector<Var> extra_outputs = {})
       : Trainer(graph, objective, graph.params(), std::move(extra_outputs)) {
-    optimizer_ = make_optimizer(graph, graph.params());
+    attach(make_optimizer(graph, graph.params()));
   }
 
   /// Runs forward and backward on `feeds`, then one optimizer step with learning rate lr.
@@ -61,10 +62,13 @@ class Trainer {
 
  private:
   Trainer(Graph& graph, Var objective, std::vector<Var> params, std::vector<Var> extra_outputs);
+  void attach(std::unique_ptr<optim::Optimizer> optimizer);
+
   Graph* graph_;
   Var objective_;
-  std::vector<Var> grads_;
-  std::vector<TensorRef> grad_views_;
+  std::vector<Var> grads_;               // graph order
+  std::vector<std::size_t> grad_of_;     // optimizer->params()[k]'s gradient is grads_[grad_of_[k]]
+  std::vector<TensorRef> grad_views_;    // optimizer order
   Program program_;
   std::unique_ptr<optim::Optimizer> optimizer_;
   optim::StepInfo last_step_;
