@@ -1,8 +1,10 @@
 // Optimizer updates against torch.optim (tests/golden/core.txt, optim_groups.txt), parameter groups
-// and the default weight-decay grouping, schedules against hand-derived values.
+// and the default weight-decay grouping, schedules against hand-derived values, and the Trainer's
+// gradient accumulation against one batch.
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <numbers>
@@ -12,6 +14,7 @@
 
 #include <xgrad/xgrad.hpp>
 #include <xtensor/xmath.hpp>
+#include <xtensor/xview.hpp>
 
 #include "golden.hpp"
 #include "graph/registry.hpp"
@@ -260,3 +263,108 @@ TEST_CASE("a checkpoint of a grouped optimizer loads into one without groups: st
   CHECK(grouped_graph.value(b).as<double>() == plain_graph.value(plain_graph.find("b")).as<double>());
 }
 
+// ---- gradient accumulation ----
+
+namespace {
+
+/// A decoder LM in f64 without dropout, from a recipe of batch `batch`, trained with plain SGD (lr 1:
+/// the update is minus the gradient) clipped at 0.5, the objective weighted by its token count or not.
+struct AccumulatingLM {
+  models::ModelRecipe recipe;
+  Graph g;
+  models::BuiltModel built;
+  Trainer trainer;
+
+  AccumulatingLM(std::int64_t batch, bool weighted)
+      : recipe(models::parse_recipe("decoder_lm", fmt::format("dtype=f64 vocab=11 d_model=16 heads=2 d_ff=32 layers=2 "
+                                                              "batch={} seq=8 dropout=0 positions=learned", batch))),
+        g(9, recipe.float_type),
+        built(models::build_model(g, recipe)),
+        trainer(g, built.objective,
+                [](Graph& graph, std::vector<Var> params) {
+                  auto sgd = std::make_unique<optim::SGD>(graph, optim::weight_decay_groups(params),
+                                                          optim::SGDOptions{.weight_decay = 0.01});
+                  sgd->clip_norm = 0.5;
+                  return sgd;
+                },
+                {.weight = weighted ? built.weight : Var()}) {}
+
+  /// Feeds of sequences [first, first + count) of `batch`.
+  std::vector<Feed> feeds(const PaddedBatch& tokens, const PaddedBatch& labels, std::size_t first, std::size_t count) {
+    held.emplace_back(xt::view(tokens.tokens, xt::range(first, first + count)));
+    held.emplace_back(xt::view(tokens.lengths, xt::range(first, first + count)));
+    held.emplace_back(xt::view(labels.tokens, xt::range(first, first + count)));
+    return {{g.find("tokens"), held[held.size() - 3]},
+            {g.find("lengths"), held[held.size() - 2]},
+            {g.find("labels"), held.back()}};
+  }
+  std::deque<xt::xarray<std::int32_t>> held;  // what the feeds view
+
+  std::map<std::string, xt::xarray<double>> values() {
+    std::map<std::string, xt::xarray<double>> out;
+    for (Var p : g.params()) out[p.node().name] = g.value(p).as<double>();
+    return out;
+  }
+};
+
+double max_difference(const std::map<std::string, xt::xarray<double>>& a, const std::map<std::string, xt::xarray<double>>& b) {
+  double worst = 0.0;
+  for (const auto& [name, value] : a) worst = std::max(worst, xt::amax(xt::abs(value - b.at(name)))());
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("gradient accumulation: two micro-batches of 2 step as one batch of 4, tokens weighted, not a mean of means") {
+  // Four sequences of different lengths: 10 valid tokens in the first pair, 5 in the second.
+  const std::vector<std::vector<std::int32_t>> sources{{1, 2, 3, 4, 5, 6, 7, 8}, {3, 1}, {4, 4, 2}, {9, 10}};
+  std::vector<std::vector<std::int32_t>> targets;
+  for (const auto& s : sources) {
+    targets.emplace_back();
+    for (std::int32_t t : s) targets.back().push_back((t * 3 + 1) % 11);
+  }
+  const PaddedBatch tokens = pad_sequences(sources, 8, 0), labels = pad_sequences(targets, 8, 0);
+
+  AccumulatingLM whole(4, true), micro(2, true), unweighted(2, false);
+  REQUIRE(max_difference(whole.values(), micro.values()) == 0.0);  // the same seed draws the same parameters
+  const auto before = whole.values();
+
+  const double objective = whole.trainer.step(whole.feeds(tokens, labels, 0, 4), 1.0);
+  const std::vector<Feed> first = micro.feeds(tokens, labels, 0, 2), second = micro.feeds(tokens, labels, 2, 2);
+  const std::vector<std::span<const Feed>> micro_batches{first, second};
+  const double accumulated = micro.trainer.step(micro_batches, 1.0);
+  const std::vector<Feed> first_u = unweighted.feeds(tokens, labels, 0, 2), second_u = unweighted.feeds(tokens, labels, 2, 2);
+  const std::vector<std::span<const Feed>> unweighted_batches{first_u, second_u};
+  const double mean_of_means = unweighted.trainer.step(unweighted_batches, 1.0);
+
+  CHECK(whole.trainer.last_step().clip_scale < 1.0);  // clipping applies to the accumulated gradient
+  CHECK(std::abs(accumulated - objective) < 1e-12);
+  CHECK(std::abs(micro.trainer.last_step().grad_norm - whole.trainer.last_step().grad_norm) < 1e-12);
+  CHECK(max_difference(micro.values(), whole.values()) < 1e-12);
+  // The mean of the two micro-batches' means weighs a token of the short pair twice as much.
+  CHECK(std::abs(mean_of_means - objective) > 1e-3);
+  CHECK(max_difference(unweighted.values(), whole.values()) > 1e-4);
+  CHECK(max_difference(whole.values(), before) > 1e-2);
+
+  // Steady state: the buffers are reused, and a second accumulated step still matches.
+  const double objective2 = whole.trainer.step(whole.feeds(tokens, labels, 0, 4), 1.0);
+  CHECK(std::abs(micro.trainer.step(micro_batches, 1.0) - objective2) < 1e-12);
+  CHECK(max_difference(micro.values(), whole.values()) < 1e-12);
+}
+
+TEST_CASE("gradient accumulation: a micro-batch without valid tokens counts for nothing; all without, no update") {
+  const std::vector<std::vector<std::int32_t>> sources{{1, 2, 3}, {4, 5}}, empty{{}, {}};
+  const PaddedBatch tokens = pad_sequences(sources, 8, 0), none = pad_sequences(empty, 8, 0);
+  AccumulatingLM alone(2, true), with_empty(2, true);
+  const double objective = alone.trainer.step(alone.feeds(tokens, tokens, 0, 2), 1.0);
+  const std::vector<Feed> valid = with_empty.feeds(tokens, tokens, 0, 2), nothing = with_empty.feeds(none, none, 0, 2);
+  const std::vector<std::span<const Feed>> batches{nothing, valid, nothing};
+  CHECK(std::abs(with_empty.trainer.step(batches, 1.0) - objective) < 1e-12);
+  CHECK(max_difference(with_empty.values(), alone.values()) < 1e-12);
+
+  const auto before = with_empty.values();
+  const std::vector<std::span<const Feed>> only_empty{nothing, nothing};
+  CHECK_THROWS_WITH_AS(with_empty.trainer.step(only_empty, 1.0), doctest::Contains("weight 0"), ValueError);
+  CHECK(max_difference(with_empty.values(), before) == 0.0);
+  CHECK_THROWS_AS(with_empty.trainer.step(std::span<const std::span<const Feed>>(), 1.0), ValueError);
+}
