@@ -23,6 +23,7 @@ DecoderLM decoder_lm(Graph& g, const DecoderLMConfig& c) {
   const SequenceLoss l = sequence_loss(m.logits, m.labels, m.lengths);
   m.loss = l.loss;
   m.mask = l.mask;
+  m.token_count = l.token_count;
   m.objective = l.objective;
   return m;
 }

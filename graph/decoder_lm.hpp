@@ -23,6 +23,7 @@ struct DecoderLM {
   Var logits;     // (B, S, vocab)
   Var loss;       // (B, S)
   Var mask;       // (B, S)
+  Var token_count;  // sum(mask): what the objective is a mean over (TrainerOptions::weight)
   Var objective;  // sum(loss * mask) / sum(mask)
 };
 

@@ -20,7 +20,8 @@ SequenceLoss sequence_loss(Var logits, Var labels, Var lengths) {
   SequenceLoss l;
   l.loss = cross_entropy(logits, labels, o);
   l.mask = sequence_mask(lengths, logits.shape()[1], logits.dtype());
-  l.objective = sum(l.loss * l.mask) / sum(l.mask);
+  l.token_count = sum(l.mask);
+  l.objective = sum(l.loss * l.mask) / l.token_count;
   return l;
 }
 

@@ -39,6 +39,7 @@ Var embed_tokens(Var tokens, Var table, const std::string& name, const ModelConf
 struct SequenceLoss {
   Var loss;       // (B, S)
   Var mask;       // (B, S)
+  Var token_count;  // sum(mask): the objective is a mean over this many tokens (TrainerOptions::weight)
   Var objective;  // scalar
 };
 SequenceLoss sequence_loss(Var logits, Var labels, Var lengths);

@@ -138,7 +138,7 @@ BuiltModel build_model(Graph& g, const ModelRecipe& recipe) {
     c.seq_len = s.integer("seq", c.seq_len);
     c.model = model_config(s, c.seq_len);
     const DecoderLM m = decoder_lm(g, c);
-    return {{{"logits", m.logits}, {"objective", m.objective}}, m.objective};
+    return {{{"logits", m.logits}, {"objective", m.objective}}, m.objective, m.token_count};
   }
   if (recipe.family == "encoder_classifier") {
     EncoderClassifierConfig c;
@@ -161,7 +161,7 @@ BuiltModel build_model(Graph& g, const ModelRecipe& recipe) {
   c.tgt_len = s.integer("tgt_len", c.tgt_len);
   c.model = model_config(s, std::max(c.src_len, c.tgt_len));
   const Seq2Seq m = seq2seq(g, c);
-  return {{{"logits", m.logits}, {"objective", m.objective}}, m.objective};
+  return {{{"logits", m.logits}, {"objective", m.objective}}, m.objective, m.token_count};
 }
 
 xt::xarray<std::int32_t> random_input(const ModelRecipe& recipe, const Node& input, std::mt19937& rng) {

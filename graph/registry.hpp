@@ -31,6 +31,10 @@ ModelRecipe parse_recipe(std::string_view family, std::string_view config);
 struct BuiltModel {
   std::vector<std::pair<std::string, Var>> outputs;
   Var objective;
+  /// What the objective is a mean over, for TrainerOptions::weight: the number of valid tokens of the
+  /// loss mask (decoder_lm, seq2seq); unset for encoder_classifier, whose objective is a mean over
+  /// the batch, so micro-batches of one graph weigh alike.
+  Var weight{};
 };
 
 /// Adds the model to `g` (whose float type should be recipe.float_type).

@@ -29,6 +29,7 @@ Seq2Seq seq2seq(Graph& g, const Seq2SeqConfig& c) {
   const SequenceLoss l = sequence_loss(m.logits, m.labels, m.tgt_lengths);
   m.loss = l.loss;
   m.mask = l.mask;
+  m.token_count = l.token_count;
   m.objective = l.objective;
   return m;
 }

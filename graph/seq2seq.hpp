@@ -26,6 +26,7 @@ struct Seq2Seq {
   Var logits;     // (B, S_tgt, tgt_vocab)
   Var loss;       // (B, S_tgt) per-token cross-entropy
   Var mask;       // (B, S_tgt) 1 for t < tgt_length
+  Var token_count;  // sum(mask): what the objective is a mean over (TrainerOptions::weight)
   Var objective;  // sum(loss * mask) / sum(mask)
 };
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numbers>
+#include <numeric>
 
 #include <fmt/format.h>
 
@@ -11,12 +12,62 @@
 
 namespace xg::optim {
 
-Optimizer::Optimizer(Graph& graph, std::vector<Var> params) : graph_(&graph), params_(std::move(params)) {
-  for (Var p : params_) {
-    if (!p.valid() || &p.graph() != graph_ || p.node().op_name() != "param") {
-      throw ValueError(fmt::format("optimizer: {} is not a parameter of this graph", p.describe()));
+namespace {
+
+std::vector<ParamGroup> single_group(std::vector<Var> params) { return {ParamGroup{.params = std::move(params)}}; }
+
+/// Whether a component of `name`, split at dots and underscores, is "pos" or starts with "position".
+bool has_positional_component(std::string_view name) {
+  std::size_t at = 0;
+  while (at <= name.size()) {
+    const std::size_t end = std::min(name.find_first_of("._", at), name.size());
+    const std::string_view part = name.substr(at, end - at);
+    if (part == "pos" || part.starts_with("position")) return true;
+    at = end + 1;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool decayed_by_default(std::string_view name, std::int64_t rank) { return rank >= 2 && !has_positional_component(name); }
+
+bool decayed_by_default(Var param) { return decayed_by_default(param.node().name, param.rank()); }
+
+std::vector<ParamGroup> weight_decay_groups(std::span<const Var> params) {
+  std::vector<ParamGroup> groups{{}, {.weight_decay = 0.0}};
+  for (Var p : params) groups[decayed_by_default(p) ? 0 : 1].params.push_back(p);
+  return groups;
+}
+
+Optimizer::Optimizer(Graph& graph, std::vector<Var> params) : Optimizer(graph, single_group(std::move(params))) {}
+
+Optimizer::Optimizer(Graph& graph, std::vector<ParamGroup> groups) : graph_(&graph), groups_(std::move(groups)) {
+  for (std::size_t group = 0; group < groups_.size(); ++group) {
+    const ParamGroup& g = groups_[group];
+    if (!(g.lr_scale >= 0.0 && std::isfinite(g.lr_scale)) || (g.weight_decay && !(*g.weight_decay >= 0.0))) {
+      throw ValueError(fmt::format("optimizer: parameter group {} has lr_scale {} and weight_decay {}; both must be >= 0",
+                                   group, g.lr_scale, g.weight_decay ? fmt::format("{}", *g.weight_decay) : "unset"));
+    }
+    for (Var p : g.params) {
+      if (!p.valid() || &p.graph() != graph_ || p.node().op_name() != "param") {
+        throw ValueError(fmt::format("optimizer: {} is not a parameter of this graph", p.describe()));
+      }
+      for (std::size_t k = 0; k < params_.size(); ++k) {
+        if (params_[k].id() == p.id()) {
+          throw ValueError(fmt::format("optimizer: parameter '{}' appears twice (in groups {} and {}); a parameter "
+                                       "belongs to one group", p.node().name, group_of_[k], group));
+        }
+      }
+      params_.push_back(p);
+      group_of_.push_back(group);
     }
   }
+  graph_order_.resize(params_.size());
+  std::iota(graph_order_.begin(), graph_order_.end(), std::size_t{0});
+  std::sort(graph_order_.begin(), graph_order_.end(),
+            [&](std::size_t a, std::size_t b) { return params_[a].id() < params_[b].id(); });
+  ordered_grads_.resize(params_.size());
 }
 
 Tensor Optimizer::zeros_like_param(std::size_t slot) const {
@@ -60,14 +111,15 @@ StepInfo Optimizer::step(std::span<const TensorRef> grads, double lr) {
                                    p.node().name, g.dtype, fmt::join(g.shape, ", "), p.dtype(), p.shape()));
     }
   }
-  const StepInfo info = clipping(grads, clip_norm);
+  for (std::size_t k = 0; k < graph_order_.size(); ++k) ordered_grads_[k] = grads[graph_order_[k]];
+  const StepInfo info = clipping(ordered_grads_, clip_norm);
   ++steps_;
   for (std::size_t k = 0; k < params_.size(); ++k) {
     Tensor& value = graph_->value(params_[k]);
     const auto n = static_cast<std::size_t>(value.numel());
     visit_float(value.dtype(), [&]<class T>() {
       update(k, std::span<T>(static_cast<T*>(value.data()), n), std::span<const T>(static_cast<const T*>(grads[k].data), n),
-             static_cast<T>(info.clip_scale), lr);
+             static_cast<T>(info.clip_scale), lr * groups_[group_of_[k]].lr_scale);
     });
   }
   return info;
@@ -75,7 +127,11 @@ StepInfo Optimizer::step(std::span<const TensorRef> grads, double lr) {
 
 // ---- SGD ----
 
-SGD::SGD(Graph& graph, std::vector<Var> params, SGDOptions options) : Optimizer(graph, std::move(params)), options_(options) {
+SGD::SGD(Graph& graph, std::vector<Var> params, SGDOptions options)
+    : SGD(graph, single_group(std::move(params)), options) {}
+
+SGD::SGD(Graph& graph, std::vector<ParamGroup> groups, SGDOptions options)
+    : Optimizer(graph, std::move(groups)), options_(options) {
   if (options_.momentum < 0.0 || options_.weight_decay < 0.0) {
     throw ValueError(fmt::format("SGD: momentum {} and weight_decay {} must be >= 0", options_.momentum, options_.weight_decay));
   }
@@ -92,7 +148,7 @@ void SGD::update(std::size_t slot, std::span<double> p, std::span<const double> 
 
 template <class T>
 void SGD::apply(std::size_t slot, std::span<T> p, std::span<const T> g, T s, double lr) {
-  const T wd = static_cast<T>(options_.weight_decay), mu = static_cast<T>(options_.momentum),
+  const T wd = static_cast<T>(weight_decay(slot, options_.weight_decay)), mu = static_cast<T>(options_.momentum),
           damp = static_cast<T>(1.0 - options_.dampening), rate = static_cast<T>(lr);
   T* buf = momentum_.empty() ? nullptr : static_cast<T*>(momentum_[slot].data());
   const bool first = steps() == 1;
@@ -114,7 +170,11 @@ std::vector<Optimizer::StateTensor> SGD::state() {
 
 // ---- Adam / AdamW ----
 
-Adam::Adam(Graph& graph, std::vector<Var> params, AdamOptions options) : Optimizer(graph, std::move(params)), options_(options) {
+Adam::Adam(Graph& graph, std::vector<Var> params, AdamOptions options)
+    : Adam(graph, single_group(std::move(params)), options) {}
+
+Adam::Adam(Graph& graph, std::vector<ParamGroup> groups, AdamOptions options)
+    : Optimizer(graph, std::move(groups)), options_(options) {
   if (!(options_.beta1 >= 0.0 && options_.beta1 < 1.0 && options_.beta2 >= 0.0 && options_.beta2 < 1.0)) {
     throw ValueError(fmt::format("Adam: betas must be in [0, 1), got ({}, {})", options_.beta1, options_.beta2));
   }
@@ -132,8 +192,10 @@ void Adam::update(std::size_t slot, std::span<double> p, std::span<const double>
 
 template <class T>
 void Adam::apply(std::size_t slot, std::span<T> p, std::span<const T> g, T s, double lr) {
+  AdamOptions options = options_;
+  options.weight_decay = weight_decay(slot, options_.weight_decay);
   adam_update(p, g, static_cast<T*>(first_moment_[slot].data()), static_cast<T*>(second_moment_[slot].data()), s, lr,
-              steps(), options_);
+              steps(), options);
 }
 
 template <class T>

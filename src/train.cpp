@@ -1,5 +1,6 @@
 #include "xgrad/train.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 
@@ -35,32 +36,114 @@ PaddedBatch pad_sequences(std::span<const std::vector<std::int32_t>> sequences, 
 }
 
 namespace {
-std::vector<Var> with_grads(Graph& graph, Var objective, const std::vector<Var>& params, std::vector<Var> extra,
-                            std::vector<Var>& grads) {
-  grads = grad(graph, objective, params);
+
+std::vector<Var> with_grads(Graph& graph, Var objective, const TrainerOptions& options, std::vector<Var>& grads) {
+  if (options.weight.valid() &&
+      (&options.weight.graph() != &graph || options.weight.rank() != 0 || !is_float(options.weight.dtype()))) {
+    throw ValueError(
+        fmt::format("Trainer: the weight {} must be a float scalar of the objective's graph", options.weight.describe()));
+  }
+  grads = grad(graph, objective, graph.params());
   std::vector<Var> outputs{objective};
   outputs.insert(outputs.end(), grads.begin(), grads.end());
-  outputs.insert(outputs.end(), extra.begin(), extra.end());
+  outputs.insert(outputs.end(), options.extra_outputs.begin(), options.extra_outputs.end());
+  if (options.weight.valid()) outputs.push_back(options.weight);
   return outputs;
 }
+
+double scalar_value(const TensorRef& t) {
+  return visit_float(t.dtype, [&]<class T>() { return static_cast<double>(*static_cast<const T*>(t.data)); });
+}
+
 }  // namespace
 
-Trainer::Trainer(Graph& graph, Var objective, std::vector<Var> params, std::vector<Var> extra_outputs)
-    : graph_(&graph), objective_(objective), program_(compile(graph, with_grads(graph, objective, params, std::move(extra_outputs), grads_))) {
+Trainer::Trainer(Graph& graph, Var objective, TrainerOptions options)
+    : graph_(&graph),
+      objective_(objective),
+      weight_(options.weight),
+      program_(compile(graph, with_grads(graph, objective, options, grads_))) {
   program_.set_training(true);
+}
+
+void Trainer::attach(std::unique_ptr<optim::Optimizer> optimizer) {
+  optimizer_ = std::move(optimizer);
+  const std::vector<Var> params = graph_->params();
+  for (Var p : optimizer_->params()) {
+    const auto at = std::find_if(params.begin(), params.end(), [&](Var q) { return q.id() == p.id(); });
+    if (at == params.end()) {
+      throw ValueError(fmt::format("Trainer: the optimizer updates {}, not a parameter of the graph", p.describe()));
+    }
+    grad_of_.push_back(static_cast<std::size_t>(at - params.begin()));
+  }
+}
+
+double Trainer::run(std::span<const Feed> feeds) {
+  program_.run(feeds);
+  if (grad_views_.empty()) {
+    for (std::size_t k : grad_of_) grad_views_.push_back(program_.view(grads_[k]));
+  }
+  return scalar_value(program_.view(objective_));
 }
 
 double Trainer::step(std::span<const Feed> feeds, double lr) {
   // The optimizer's update too: Adam's second moments are where subnormal values appear first.
   const KernelEnvironment environment(program_.flush_denormals());
-  program_.run(feeds);
-  if (grad_views_.empty()) {
-    for (Var g : grads_) grad_views_.push_back(program_.view(g));
-  }
-  const TensorRef objective = program_.view(objective_);
-  const double loss = visit_float(objective.dtype, [&]<class T>() { return static_cast<double>(*static_cast<const T*>(objective.data)); });
+  const double loss = run(feeds);
   last_step_ = optimizer_->step(grad_views_, lr);
   return loss;
+}
+
+void Trainer::accumulate(double weight, bool first) {
+  if (accumulated_.empty()) {  // the first accumulating step allocates, the next ones reuse
+    for (Var p : optimizer_->params()) accumulated_.push_back(Tensor::zeros(p.dtype(), p.shape()));
+    accumulated_views_.assign(accumulated_.begin(), accumulated_.end());
+  }
+  for (std::size_t k = 0; k < grad_views_.size(); ++k) {
+    const auto n = static_cast<std::size_t>(grad_views_[k].numel());
+    visit_float(grad_views_[k].dtype, [&]<class T>() {
+      const T* g = static_cast<const T*>(grad_views_[k].data);
+      T* sum = static_cast<T*>(accumulated_[k].data());
+      const auto w = static_cast<T>(weight);
+      if (first) {
+        for (std::size_t i = 0; i < n; ++i) sum[i] = w * g[i];
+      } else {
+        for (std::size_t i = 0; i < n; ++i) sum[i] += w * g[i];
+      }
+    });
+  }
+}
+
+double Trainer::step(std::span<const std::span<const Feed>> micro_batches, double lr) {
+  if (micro_batches.empty()) throw ValueError("Trainer::step: no micro-batches");
+  if (micro_batches.size() == 1) return step(micro_batches.front(), lr);
+  const KernelEnvironment environment(program_.flush_denormals());
+  double total_weight = 0.0, weighted_objective = 0.0;
+  for (std::size_t i = 0; i < micro_batches.size(); ++i) {
+    const double objective = run(micro_batches[i]);
+    const double weight = weight_.valid() ? scalar_value(program_.view(weight_)) : 1.0;
+    if (!(weight >= 0.0) || !std::isfinite(weight)) {
+      throw ValueError(fmt::format("Trainer::step: micro-batch {} has weight {} ({}); weights must be finite and >= 0", i,
+                                   weight, weight_.describe()));
+    }
+    if (weight == 0.0) continue;  // no item: its objective (0/0) and gradients are no part of the whole batch's
+    accumulate(weight, total_weight == 0.0);
+    total_weight += weight;
+    weighted_objective += weight * objective;
+  }
+  if (total_weight == 0.0) {
+    throw ValueError(fmt::format("Trainer::step: all {} micro-batches have weight 0 ({}); no update", micro_batches.size(),
+                                 weight_.describe()));
+  }
+  for (std::size_t k = 0; k < accumulated_.size(); ++k) {
+    visit_float(accumulated_[k].dtype(), [&]<class T>() {
+      T* sum = static_cast<T*>(accumulated_[k].data());
+      const auto n = static_cast<std::size_t>(accumulated_[k].numel());
+      const auto total = static_cast<T>(total_weight);
+      for (std::size_t i = 0; i < n; ++i) sum[i] /= total;
+    });
+  }
+  last_step_ = optimizer_->step(accumulated_views_, lr);
+  return weighted_objective / total_weight;
 }
 
 void Trainer::save(const std::string& path, const std::map<std::string, std::string>& metadata) const {

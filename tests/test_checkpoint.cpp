@@ -1,12 +1,15 @@
-// Checkpoints: the safetensors layout, atomic writes that survive a failure half way, loading that
-// names every mismatch, hostile files rejected without reading out of bounds, and resuming training
-// in a fresh process bit for bit.
+// Checkpoints: the safetensors layout, atomic writes that survive a failure half way or a kill at any
+// point, loading that names every mismatch, hostile files rejected without reading out of bounds, and
+// resuming training in a fresh process bit for bit.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <random>
+#include <set>
 #include <sstream>
 #include <fstream>
 
@@ -186,37 +189,46 @@ TEST_CASE("hostile or corrupt files are rejected with a message naming the probl
 
 namespace {
 
-/// Trains a small decoder LM with dropout, drawing batches from its own RNG, for steps [first, last);
-/// returns the losses. With a checkpoint path, first loads it (and the data RNG) or saves at the end.
-std::vector<double> train_lm(std::int64_t first, std::int64_t last, const std::string& load_from, const std::string& save_to) {
-  Graph g(42);
+/// The small decoder LM with dropout that the resume tests train (`d_model` wide).
+models::DecoderLMConfig small_lm(std::int64_t d_model = 16) {
   models::DecoderLMConfig c;
-  c.model.d_model = 16;
+  c.model.d_model = d_model;
   c.model.heads = 2;
-  c.model.d_ff = 32;
+  c.model.d_ff = 2 * d_model;
   c.model.max_len = 8;
   c.model.dropout = 0.2;
   c.vocab = 11;
   c.batch = 4;
   c.seq_len = 8;
-  const models::DecoderLM m = models::decoder_lm(g, c);
+  return c;
+}
+
+/// One step of a small LM on a batch of 4 random sequences (3 to 8 tokens; each label the next
+/// token) drawn from `data`.
+double train_step(Trainer& trainer, const models::DecoderLM& m, std::mt19937_64& data, std::int64_t step) {
+  std::vector<std::vector<std::int32_t>> tokens, labels;
+  for (int b = 0; b < 4; ++b) {
+    const auto n = static_cast<std::size_t>(3 + data() % 6);
+    tokens.emplace_back(n), labels.emplace_back(n);
+    for (std::size_t i = 0; i < n; ++i) tokens.back()[i] = static_cast<std::int32_t>(data() % 11), labels.back()[i] = (tokens.back()[i] + 1) % 11;
+  }
+  const PaddedBatch in = pad_sequences(tokens, 8, 0), out = pad_sequences(labels, 8, 0);
+  return trainer.step({{m.tokens, in.tokens}, {m.lengths, in.lengths}, {m.labels, out.tokens}},
+                      optim::WarmupCosine{3e-3, 2, 10, 0.0}(step));
+}
+
+/// Trains a small decoder LM with dropout, drawing batches from its own RNG, for steps [first, last);
+/// returns the losses. With a checkpoint path, first loads it (and the data RNG) or saves at the end.
+std::vector<double> train_lm(std::int64_t first, std::int64_t last, const std::string& load_from, const std::string& save_to) {
+  Graph g(42);
+  const models::DecoderLM m = models::decoder_lm(g, small_lm());
   Trainer trainer(g, m.objective, optim::adamw_factory(0.01, 1.0));
   std::mt19937_64 data(7);
   if (!load_from.empty()) {
     std::istringstream(trainer.load(load_from).at("data_rng")) >> data;
   }
   std::vector<double> losses;
-  for (std::int64_t step = first; step < last; ++step) {
-    std::vector<std::vector<std::int32_t>> tokens, labels;
-    for (int b = 0; b < 4; ++b) {
-      const auto n = static_cast<std::size_t>(3 + data() % 6);
-      tokens.emplace_back(n), labels.emplace_back(n);
-      for (std::size_t i = 0; i < n; ++i) tokens.back()[i] = static_cast<std::int32_t>(data() % 11), labels.back()[i] = (tokens.back()[i] + 1) % 11;
-    }
-    const PaddedBatch in = pad_sequences(tokens, 8, 0), out = pad_sequences(labels, 8, 0);
-    losses.push_back(trainer.step({{m.tokens, in.tokens}, {m.lengths, in.lengths}, {m.labels, out.tokens}},
-                                  optim::WarmupCosine{3e-3, 2, 10, 0.0}(step)));
-  }
+  for (std::int64_t step = first; step < last; ++step) losses.push_back(train_step(trainer, m, data, step));
   if (!save_to.empty()) {
     std::ostringstream rng;
     rng << data;
@@ -257,4 +269,109 @@ TEST_CASE("resume: N steps, save, load in a fresh process, M more steps equal N+
     CHECK(tail[k] == whole[6 + k]);
   }
   CHECK(whole.back() < whole.front());
+}
+
+namespace {
+
+/// A small LM in training whose batch at step k comes from its own RNG, so that a run resumed at any
+/// step sees the data an uninterrupted run sees. Wider than train_lm's, so that a save takes a while.
+struct LMRun {
+  Graph g{42};
+  models::DecoderLM m = models::decoder_lm(g, small_lm(64));
+  Trainer trainer{g, m.objective, optim::adamw_factory(0.01, 1.0)};
+
+  double step(std::int64_t k) {
+    std::mt19937_64 data(1000 + static_cast<std::uint64_t>(k));
+    return train_step(trainer, m, data, k);
+  }
+  /// The bytes of every parameter and optimizer tensor, then the step count and run index.
+  std::vector<std::vector<std::uint8_t>> state() {
+    std::vector<std::vector<std::uint8_t>> out;
+    auto add = [&](const Tensor& t) {
+      const auto* bytes = static_cast<const std::uint8_t*>(t.data());
+      out.emplace_back(bytes, bytes + static_cast<std::size_t>(t.numel()) * size_of(t.dtype()));
+    };
+    for (Var p : g.params()) add(g.value(p));
+    for (const auto& s : trainer.optimizer().state()) add(*s.value);
+    const std::string counters = fmt::format("{} {}", trainer.optimizer().steps(), trainer.program().run_index());
+    out.emplace_back(counters.begin(), counters.end());
+    return out;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("killed at random points while saving: the checkpoint is always one whole state and resumes bit for bit") {
+  TempDir dir;
+  const std::string path = dir / "run.safetensors";
+  // The uninterrupted run: the loss of every step, and the states after 4 and 5 steps.
+  LMRun uninterrupted;
+  std::vector<double> losses;
+  std::map<std::int64_t, std::vector<std::vector<std::uint8_t>>> after;
+  for (std::int64_t k = 0; k < 5; ++k) {
+    losses.push_back(uninterrupted.step(k));
+    if (k + 1 >= 4) after[k + 1] = uninterrupted.state();
+  }
+  // The two states the child saves in turn: after 2 and after 3 steps.
+  LMRun two, three;
+  for (std::int64_t k = 0; k < 3; ++k) {
+    if (k < 2) two.step(k);
+    three.step(k);
+  }
+  after[2] = two.state();
+  after[3] = three.state();
+  REQUIRE(after[2] != after[3]);
+  // A good checkpoint is in place before the first kill; the saves time the kills (fsync dominates):
+  // random delays over about two rounds of the child's loop, at most 50 ms each.
+  const auto start = std::chrono::steady_clock::now();
+  for (int k = 0; k < 3; ++k) two.trainer.save(path, {{"steps", "2"}});
+  const double save_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count() / 3;
+  std::uniform_int_distribution<int> delay_us(0, static_cast<int>(std::min(4.0 * save_us, 50000.0)));
+
+  LMRun resumed;
+  std::mt19937 rng(5);
+  int interrupted = 0;  // kills that left the temporary file of a save in progress
+  std::set<std::string> seen;
+  for (int kill = 0; kill < 30; ++kill) {
+    CAPTURE(kill);
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+      ::alarm(30);  // never outlive a parent that failed to kill it
+      for (;;) {
+        two.trainer.save(path, {{"steps", "2"}});
+        three.trainer.save(path, {{"steps", "3"}});
+      }
+    }
+    ::usleep(static_cast<useconds_t>(delay_us(rng)));
+    ::kill(child, SIGKILL);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    REQUIRE(WIFSIGNALED(status));
+    REQUIRE(WTERMSIG(status) == SIGKILL);  // not an exception or a crash of the child's own
+
+    // A kill between creating the temporary file and renaming it leaves that file beside the
+    // target (nothing can remove it): at most one, named after the target. We clean it up.
+    std::vector<fs::path> strays;
+    for (const auto& entry : fs::directory_iterator(dir.path)) {
+      if (entry.path() != fs::path(path)) strays.push_back(entry.path());
+    }
+    CHECK(strays.size() <= 1);
+    for (const fs::path& stray : strays) {
+      CHECK(stray.filename().string().starts_with("run.safetensors.tmp-"));
+      fs::remove(stray);
+    }
+    interrupted += static_cast<int>(strays.size());
+
+    // The target is one whole state, and training continues from it as the uninterrupted run did.
+    const std::string steps = resumed.trainer.load(path).at("steps");
+    REQUIRE((steps == "2" || steps == "3"));
+    const std::int64_t done = steps == "2" ? 2 : 3;
+    seen.insert(steps);
+    CHECK(resumed.state() == after[done]);
+    for (std::int64_t k = done; k < done + 2; ++k) CHECK(resumed.step(k) == losses[static_cast<std::size_t>(k)]);
+    CHECK(resumed.state() == after[done + 2]);
+  }
+  CHECK(interrupted > 0);   // some kills did land inside a save
+  CHECK(seen.size() == 2);  // and both states were found in place
 }

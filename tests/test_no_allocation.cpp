@@ -1,7 +1,8 @@
-// Steady-state runs allocate nothing: Program::run, Trainer::step (optimizer and clipping included)
-// and a generated model's train_step, at sizes where the pool splits products, rows and heads. This
-// executable replaces every allocation function (operator new, malloc, calloc, realloc,
-// posix_memalign, aligned_alloc, memalign) with counting ones, so it is kept apart from the suites.
+// Steady-state runs allocate nothing: Program::run, Trainer::step (optimizer and clipping included,
+// with or without gradient accumulation over micro-batches) and a generated model's train_step, at
+// sizes where the pool splits products, rows and heads. This executable replaces every allocation
+// function (operator new, malloc, calloc, realloc, posix_memalign, aligned_alloc, memalign) with
+// counting ones, so it is kept apart from the suites.
 //
 // One exception is measured, not hidden: oneDNN's sgemm takes a packing buffer from the heap on each
 // call and frees it before returning. With that backend, f32 steps must allocate the same number of
@@ -128,11 +129,16 @@ void trainer_steps(xg::DType dtype) {
                                 dtype == DType::f64 ? "f64" : "f32"));
   Graph g(1, recipe.float_type);
   const models::BuiltModel built = models::build_model(g, recipe);
-  Trainer trainer(g, built.objective, optim::adamw_factory(/*weight_decay=*/0.01, /*clip_norm=*/1.0));
+  Trainer trainer(g, built.objective, optim::adamw_factory(/*weight_decay=*/0.01, /*clip_norm=*/1.0),
+                  {.weight = built.weight});
   std::mt19937 rng(2);
   const models::RandomInputs inputs(recipe, g, rng);
   expect_no_allocation(fmt::format("Trainer::step, {} decoder LM, {} threads", dtype, trainer.program().threads()),
                        dtype == DType::f64, [&] { trainer.step(inputs.feeds(), 1e-3); });
+  // Gradient accumulation: its buffers are allocated by the first accumulating step only.
+  const std::vector<std::span<const Feed>> micro_batches{inputs.feeds(), inputs.feeds()};
+  expect_no_allocation(fmt::format("Trainer::step over 2 micro-batches, {} decoder LM", dtype), dtype == DType::f64,
+                       [&] { trainer.step(micro_batches, 1e-3); });
 }
 
 template <class Model>

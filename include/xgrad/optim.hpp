@@ -5,6 +5,8 @@
 // update reads each gradient once and writes each parameter in place, which a graph could only
 // express by producing new parameter tensors and copying them back. Each update is a plain loop in a
 // fixed order, so training is bit-for-bit reproducible given the seed and the thread count.
+// Parameters can be split into groups (ParamGroup) with their own learning-rate scale and weight
+// decay, as torch.optim's param_groups; state stays per parameter, so checkpoints do not change.
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -24,20 +26,47 @@ struct StepInfo {
   double clip_scale = 1.0;  // factor the gradients were multiplied by (1 when not clipped)
 };
 
+/// A set of parameters with its own learning rate and weight decay, as a param_group of torch.optim.
+struct ParamGroup {
+  std::vector<Var> params{};
+  /// Multiplies the learning rate of every step (so that schedules keep working): the group's rate
+  /// is lr * lr_scale.
+  double lr_scale = 1.0;
+  /// Overrides the optimizer's weight decay (its options' weight_decay) for this group.
+  std::optional<double> weight_decay{};
+};
+
+/// The common practice for weight decay: decay every matrix (weights, embedding tables), but not
+/// parameters of rank < 2 (biases, LayerNorm/RMSNorm gains) nor learned positional embeddings
+/// (names with a component "pos" or starting with "position" between dots and underscores, such as
+/// nn::learned_positions' "tok_embed_pos.weight", "pos_embed" or "position_embeddings").
+bool decayed_by_default(std::string_view name, std::int64_t rank);
+bool decayed_by_default(Var param);
+
+/// Two groups of `params`, in their order: those decayed_by_default with the optimizer's weight
+/// decay, then the rest with none. AdamW's default grouping in adamw_factory.
+std::vector<ParamGroup> weight_decay_groups(std::span<const Var> params);
+
 class Optimizer {
  public:
   /// Updates the values of `params` (parameters of `graph`, which must outlive the optimizer).
   Optimizer(Graph& graph, std::vector<Var> params);
+  /// The same with per-group learning-rate scales and weight decay; params() lists the groups'
+  /// parameters in order. A parameter may belong to one group only.
+  Optimizer(Graph& graph, std::vector<ParamGroup> groups);
   virtual ~Optimizer() = default;
   Optimizer(const Optimizer&) = delete;
   Optimizer& operator=(const Optimizer&) = delete;
 
   /// One update with learning rate `lr`; grads[k] is the gradient of params[k] (same shape and
   /// dtype). With clip_norm set, the gradients are first scaled so that their global L2 norm is at
-  /// most clip_norm (PyTorch's clip_grad_norm_).
+  /// most clip_norm (PyTorch's clip_grad_norm_); the norm is summed in graph order, so grouping
+  /// changes no bit of it.
   StepInfo step(std::span<const TensorRef> grads, double lr);
 
   const std::vector<Var>& params() const { return params_; }
+  /// The groups as given (params() in one group when constructed from a list of parameters).
+  const std::vector<ParamGroup>& groups() const { return groups_; }
   std::int64_t steps() const { return steps_; }
   /// For resuming from a checkpoint: the number of steps taken (Adam's bias correction uses it).
   void set_steps(std::int64_t steps) { steps_ = steps; }
@@ -62,10 +91,18 @@ class Optimizer {
                       double lr) = 0;
   /// A zero tensor shaped like params()[slot], for per-parameter state.
   Tensor zeros_like_param(std::size_t slot) const;
+  /// The weight decay of params()[slot]: its group's, else `fallback` (the optimizer's).
+  double weight_decay(std::size_t slot, double fallback) const {
+    return groups_[group_of_[slot]].weight_decay.value_or(fallback);
+  }
 
  private:
   Graph* graph_;
+  std::vector<ParamGroup> groups_;
   std::vector<Var> params_;
+  std::vector<std::size_t> group_of_;  // params_[k] belongs to groups_[group_of_[k]]
+  std::vector<std::size_t> graph_order_;  // indices of params_ by node id
+  std::vector<TensorRef> ordered_grads_;  // the gradients in graph_order_, for clipping
   std::int64_t steps_ = 0;
 };
 
@@ -80,6 +117,7 @@ struct SGDOptions {
 class SGD final : public Optimizer {
  public:
   SGD(Graph& graph, std::vector<Var> params, SGDOptions options = {});
+  SGD(Graph& graph, std::vector<ParamGroup> groups, SGDOptions options = {});
   std::string_view kind() const override { return "SGD"; }
   std::vector<StateTensor> state() override;
 
@@ -111,6 +149,7 @@ inline std::string_view adam_kind(const AdamOptions& options) {
 class Adam final : public Optimizer {
  public:
   Adam(Graph& graph, std::vector<Var> params, AdamOptions options = {});
+  Adam(Graph& graph, std::vector<ParamGroup> groups, AdamOptions options = {});
   std::string_view kind() const override { return adam_kind(options_); }
   std::vector<StateTensor> state() override;
 
@@ -131,10 +170,11 @@ inline AdamOptions adamw(double weight_decay = 0.01) {
   return o;
 }
 
-/// An optimizer factory for Trainer: AdamW with `weight_decay` and, when given, global-norm clipping.
+/// An optimizer factory for Trainer: AdamW with `weight_decay` on the parameters decayed_by_default
+/// (none on the rest: weight_decay_groups) and, when given, global-norm clipping.
 inline auto adamw_factory(double weight_decay = 0.01, std::optional<double> clip_norm = 1.0) {
   return [=](Graph& graph, std::vector<Var> params) -> std::unique_ptr<Optimizer> {
-    auto adam = std::make_unique<Adam>(graph, std::move(params), adamw(weight_decay));
+    auto adam = std::make_unique<Adam>(graph, weight_decay_groups(params), adamw(weight_decay));
     adam->clip_norm = clip_norm;
     return adam;
   };

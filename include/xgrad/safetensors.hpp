@@ -26,7 +26,8 @@ inline constexpr std::uint64_t kMaxSafetensorsHeader = 100u << 20;
 /// Writes the tensors atomically: into a temporary file beside `path`, flushed to disk (fsync), then
 /// renamed over `path`. If anything fails, `path` keeps its old contents, the temporary file is
 /// removed and IOError says what failed. A tensor whose byte size, or the file's, does not fit in 64
-/// bits is a ShapeError naming it, raised before anything is written.
+/// bits is a ShapeError naming it, raised before anything is written. A process killed during the
+/// write leaves `path` whole (old or new), but its temporary file, `<path>.tmp-XXXXXX`, stays behind.
 void save_safetensors(const std::string& path, std::span<const std::pair<std::string, TensorRef>> tensors,
                       const std::map<std::string, std::string>& metadata = {});
 

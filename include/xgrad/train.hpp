@@ -28,16 +28,28 @@ struct PaddedBatch {
 PaddedBatch pad_sequences(std::span<const std::vector<std::int32_t>> sequences, std::int64_t seq_len,
                           std::int32_t pad);
 
+/// What a Trainer computes besides the objective and its gradients.
+struct TrainerOptions {
+  /// A scalar of the graph saying how many items the objective is a mean over, e.g. sum(mask) for
+  /// sum(loss * mask) / sum(mask): step() over micro-batches weighs each one's objective and
+  /// gradients by it, so that they add up to the objective of the whole batch. Unset: each
+  /// micro-batch weighs 1 (right when every micro-batch's objective is a mean over as many items).
+  Var weight{};
+  /// More outputs for every run to compute, readable through program() after a step.
+  std::vector<Var> extra_outputs{};
+};
+
 /// Compiles the objective with the gradients of every trainable parameter, runs it in training mode
 /// and updates the parameters: one call per step.
 class Trainer {
  public:
   /// `make_optimizer` receives the graph and its parameters, e.g.
-  /// `[](Graph& g, std::vector<Var> p) { return std::make_unique<optim::Adam>(g, p, optim::adamw()); }`.
+  /// `[](Graph& g, std::vector<Var> p) { return std::make_unique<optim::Adam>(g, p, optim::adamw()); }`;
+  /// the optimizer may order them as it likes (in groups) or leave some out (frozen).
   template <class MakeOptimizer>
-  Trainer(Graph& graph, Var objective, MakeOptimizer&& make_optimizer, std::vector<Var> extra_outputs = {})
-      : Trainer(graph, objective, graph.params(), std::move(extra_outputs)) {
-    optimizer_ = make_optimizer(graph, graph.params());
+  Trainer(Graph& graph, Var objective, MakeOptimizer&& make_optimizer, TrainerOptions options = {})
+      : Trainer(graph, objective, std::move(options)) {
+    attach(make_optimizer(graph, graph.params()));
   }
 
   /// Runs forward and backward on `feeds`, then one optimizer step with learning rate lr.
@@ -46,6 +58,15 @@ class Trainer {
   double step(std::initializer_list<Feed> feeds, double lr) {
     return step(std::span<const Feed>(feeds.begin(), feeds.size()), lr);
   }
+  /// Gradient accumulation: runs forward and backward on each micro-batch in turn, sums
+  /// weight_i * gradient_i (weight_i: TrainerOptions::weight's value on micro-batch i) into buffers
+  /// allocated once, divides by the total weight and takes one optimizer step with learning rate lr
+  /// (clipping, if any, sees the accumulated gradient). With the weight sum(mask), that is the
+  /// gradient of sum(loss * mask) / sum(mask) over all the micro-batches together, not a mean of
+  /// their means. Returns the objective so weighted. A micro-batch of weight 0 (no valid item)
+  /// counts for nothing; weights must be finite and >= 0 and not all 0 (else ValueError, no update).
+  /// Each micro-batch is a run (dropout streams advance as for a step each). One micro-batch: step(feeds, lr).
+  double step(std::span<const std::span<const Feed>> micro_batches, double lr);
 
   /// Saves the parameters, the optimizer's state and the run counter, plus `metadata` (a data RNG's
   /// state, the epoch, ...), atomically: resuming from it continues bit for bit.
@@ -54,17 +75,28 @@ class Trainer {
   std::map<std::string, std::string> load(const std::string& path);
 
   Program& program() { return program_; }
-  /// The gradient of each parameter (in graph order), readable through program() after a step.
+  /// The gradient of each parameter (in graph order), readable through program() after a step
+  /// (after an accumulating step: the last micro-batch's).
   const std::vector<Var>& gradients() const { return grads_; }
   optim::Optimizer& optimizer() { return *optimizer_; }
   const optim::StepInfo& last_step() const { return last_step_; }
 
  private:
-  Trainer(Graph& graph, Var objective, std::vector<Var> params, std::vector<Var> extra_outputs);
+  Trainer(Graph& graph, Var objective, TrainerOptions options);
+  void attach(std::unique_ptr<optim::Optimizer> optimizer);
+  /// Runs the program on `feeds` (the caller holds the kernel environment); returns the objective.
+  double run(std::span<const Feed> feeds);
+  /// Adds weight * (gradient of the last run) to accumulated_, or sets it with `first`.
+  void accumulate(double weight, bool first);
+
   Graph* graph_;
   Var objective_;
-  std::vector<Var> grads_;
-  std::vector<TensorRef> grad_views_;
+  Var weight_;
+  std::vector<Var> grads_;               // graph order
+  std::vector<std::size_t> grad_of_;     // optimizer->params()[k]'s gradient is grads_[grad_of_[k]]
+  std::vector<TensorRef> grad_views_;    // optimizer order
+  std::vector<Tensor> accumulated_;      // optimizer order, allocated by the first accumulating step
+  std::vector<TensorRef> accumulated_views_;
   Program program_;
   std::unique_ptr<optim::Optimizer> optimizer_;
   optim::StepInfo last_step_;
