@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""Writes tests/golden/nn.txt: outputs and gradients of xgrad's layers (xgrad/nn) and of one small
-model per family (graph/), computed by PyTorch (Debian's python3-torch) in float64. The C++ suite
-(tests/test_parity.cpp) rebuilds the same graphs with these weights and inputs and must agree within
-1e-5 relative; it reads this file and needs no Python.
+"""Writes tests/golden/nn.txt and tests/golden/nn_f32.safetensors: outputs and gradients of xgrad's
+layers (xgrad/nn) and of one small model per family (graph/), computed by PyTorch (Debian's
+python3-torch), once in float64 with small shapes (nn.txt) and once in float32 with shapes large
+enough for xgrad's SIMD, tiled-attention and GEMM code paths (nn_f32.safetensors, see SIZES_F32).
+The C++ suite (tests/test_parity.cpp) rebuilds the same graphs with these weights and inputs, in
+f64 and in f32, and must agree within the tolerances it gives; it reads these files and needs no
+Python.
 
-Run with Debian's interpreter: /usr/bin/python3 tests/golden/make_nn_fixtures.py
+Run with Debian's interpreter (it rewrites both files):
+    /usr/bin/python3 tests/golden/make_nn_fixtures.py
 
 The modules below are written from xgrad's documented semantics with ordinary PyTorch pieces
 (nn.Linear, nn.LayerNorm, nn.Embedding, softmax, cross_entropy); no xgrad code is involved. The
@@ -12,7 +16,9 @@ attention and the Transformer layers are also checked here against PyTorch's own
 nn.MultiheadAttention / nn.TransformerEncoderLayer / nn.TransformerDecoderLayer before anything is
 written, so that the fixtures do not merely restate this file's reading of xgrad.
 
-Records, one tensor per line, in the format of core.txt (see make_fixtures.py):
+nn.txt holds one tensor per line in the format of core.txt (see make_fixtures.py); the float32 set
+is too large for text (about 3.5 times its binary size) and goes to a safetensors file instead,
+float32 and int32 tensors under the same names (make_torch_checkpoint.py's writer). Records:
   <case>.param.<xgrad parameter name>   parameter values (every parameter of the case's graph)
   <case>.input.<xgrad input name>       inputs (float ones get gradients, i32 ones do not)
   <case>.output                         the layer's output, or the model's logits
@@ -20,38 +26,104 @@ Records, one tensor per line, in the format of core.txt (see make_fixtures.py):
   <case>.objective                      the scalar that is differentiated
   <case>.grad.<parameter name>          d objective / d parameter
   <case>.grad_input.<input name>        d objective / d float input
+  <case>.float32_rounding               float32 set only: the worst relative error
+                                        |x32 - x64| / max(1, |x64|) of PyTorch's float32 results (output,
+                                        objective, gradients) against its float64 results on the same
+                                        weights and inputs
 Masks are additive biases of -1e9 (xgrad's nn::kBlocked); all dropout is off (xgrad's evaluation mode).
+The float32 rounding record is the rounding error of float32 code computing the case; the C++ suite
+scales its float32 tolerance of the case from it (the script prints it per case too).
 """
 import math
 import pathlib
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-torch.set_default_dtype(torch.float64)
+from make_torch_checkpoint import read_back, safetensors_bytes
+
 HERE = pathlib.Path(__file__).resolve().parent
 BLOCKED = -1e9
 
-# Sizes shared by the cases.
-B, S, D, HEADS, D_FF = 2, 5, 8, 2, 12
-MAX_LEN = 6
+
+@dataclass(frozen=True)
+class Sizes:
+    """The shapes of one fixture set; tests/test_parity.cpp's Sizes holds the same numbers."""
+    batch: int
+    seq: int  # encoder layers, the decoder layers' memory, the models' source and LM sequences
+    attention_seq: int  # the self-attention cases
+    short_seq: int  # queries of cross attention and of the decoder layers, the seq2seq target
+    memory_seq: int  # keys and values of the cross-attention case
+    d_model: int
+    heads: int
+    d_ff: int
+    max_len: int
+    linear_in: int
+    linear_out: int
+    vocab: dict  # per case: embedding, encoder_classifier, decoder_lm, decoder_lm_untied, source, target
+    lengths: tuple  # valid lengths (one per batch item) over seq; reversed for the decoder layers' memory
+    attention_lengths: tuple  # over attention_seq, for self-attention
+    causal_lengths: tuple  # over attention_seq, for causal self-attention
+    short_lengths: tuple  # over short_seq
+    memory_lengths: tuple  # over memory_seq
+    classes: int  # of the classifier
+    labels: tuple  # the classifier's classes, one per batch item
+
+
+SIZES_F64 = Sizes(batch=2, seq=5, attention_seq=5, short_seq=4, memory_seq=5, d_model=8, heads=2, d_ff=12,
+                  max_len=6, linear_in=5, linear_out=3,
+                  vocab={"embedding": 7, "encoder_classifier": 9, "decoder_lm": 11, "decoder_lm_untied": 10,
+                         "source": 9, "target": 7},
+                  lengths=(5, 3), attention_lengths=(5, 3), causal_lengths=(4, 2), short_lengths=(4, 2),
+                  memory_lengths=(3, 5), classes=3, labels=(2, 0))
+
+# Chosen from xgrad's kernels (src/kernels): d_model 32, d_ff 64 and head width 8 are whole
+# multiples of the SIMD width (8 float32 lanes with AVX2); the self-attention cases' 70 queries span
+# two query blocks of the tiled attention (kQueryBlock 64), the second one all padding for one batch
+# item and causal for the other, and the cross-attention case's 150 keys two key tiles (kKeyTile
+# 128), the second one valid for one batch item and all padding for the other; odd extents (seq 36,
+# short_seq 23, vocab 37, 41 and 29, 27 linear outputs) leave scalar tails after the vector bodies.
+# The parameter counts, stored twice (value and gradient), decide the file's size; these keep it
+# near 1.9 MiB.
+SIZES_F32 = Sizes(batch=2, seq=36, attention_seq=70, short_seq=23, memory_seq=150, d_model=32, heads=4, d_ff=64,
+                  max_len=40, linear_in=32, linear_out=27,
+                  vocab={"embedding": 37, "encoder_classifier": 37, "decoder_lm": 41, "decoder_lm_untied": 37,
+                         "source": 37, "target": 29},
+                  lengths=(36, 23), attention_lengths=(70, 45), causal_lengths=(61, 70), short_lengths=(23, 9),
+                  memory_lengths=(150, 97), classes=5, labels=(4, 1))
 
 
 class Records:
-    def __init__(self):
-        self.lines = []
+    """The tensors of one fixture set, written as text lines (float64) or safetensors (float32)."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+        self.tensors = {}
 
     def add(self, name, t):
         t = torch.as_tensor(t).detach()
-        dtype = "i32" if t.dtype in (torch.int32, torch.int64) else "f64"
+        assert name not in self.tensors, name
+        # A copy: later runs of the same module must not change what was recorded.
+        self.tensors[name] = (t.to(torch.int32) if t.dtype in (torch.int32, torch.int64) else t.to(self.dtype)).clone()
+
+    def text_line(self, name, t):
+        dtype = "i32" if t.dtype == torch.int32 else "f64"
         values = t.reshape(-1).tolist()
         text = " ".join(str(int(v)) if dtype == "i32" else repr(float(v)) for v in values)
         dims = " ".join(str(d) for d in t.shape)
-        self.lines.append(" ".join(part for part in (name, dtype, str(t.dim()), dims, text) if part))
+        return " ".join(part for part in (name, dtype, str(t.dim()), dims, text) if part)
 
     def write(self, path):
-        path.write_text("\n".join(self.lines) + "\n")
+        if self.dtype == torch.float64:
+            path.write_text("".join(self.text_line(name, t) + "\n" for name, t in self.tensors.items()))
+            return
+        blob = safetensors_bytes(self.tensors, {"written_by": "tests/golden/make_nn_fixtures.py"})
+        _, decoded = read_back(blob)
+        for name, t in self.tensors.items():
+            assert decoded[name] == (list(t.shape), t.reshape(-1).tolist()), name
+        path.write_bytes(blob)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -61,7 +133,7 @@ class Records:
 def key_padding_bias(lengths, seq_len):
     """(B, 1, 1, S): 0 for key positions t < length, BLOCKED after them."""
     padded = torch.arange(seq_len)[None, :] >= lengths[:, None]
-    return (padded.to(torch.float64) * BLOCKED)[:, None, None, :]
+    return (padded.to(torch.get_default_dtype()) * BLOCKED)[:, None, None, :]
 
 
 def causal_bias(seq_len):
@@ -71,17 +143,18 @@ def causal_bias(seq_len):
 
 
 def sequence_mask(lengths, seq_len):
-    return (torch.arange(seq_len)[None, :] < lengths[:, None]).to(torch.float64)
+    return (torch.arange(seq_len)[None, :] < lengths[:, None]).to(torch.get_default_dtype())
 
 
 def sinusoidal_table(max_len, dim):
-    """PE(p, 2i) = sin(p / 10000^(2i/dim)), PE(p, 2i+1) = cos(p / 10000^(2i/dim))."""
+    """PE(p, 2i) = sin(p / 10000^(2i/dim)), PE(p, 2i+1) = cos(p / 10000^(2i/dim)), computed in float64
+    and rounded to the default dtype, as xgrad rounds its table."""
     position = torch.arange(max_len, dtype=torch.float64)[:, None]
     frequency = torch.exp(torch.arange(0, dim, 2, dtype=torch.float64) * (-math.log(10000.0) / dim))
-    table = torch.zeros(max_len, dim)
+    table = torch.zeros(max_len, dim, dtype=torch.float64)
     table[:, 0::2] = torch.sin(position * frequency)
     table[:, 1::2] = torch.cos(position * frequency)
-    return table
+    return table.to(torch.get_default_dtype())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -141,14 +214,14 @@ def residual(x, norm, norm_style, sublayer):
 
 
 class EncoderLayer(nn.Module):
-    def __init__(self, norm_style, activation):
+    def __init__(self, sz, norm_style, activation):
         super().__init__()
         self.norm_style, self.activation = norm_style, activation
-        self.self_attn = Attention(D, HEADS)
-        self.linear1 = nn.Linear(D, D_FF)
-        self.linear2 = nn.Linear(D_FF, D)
-        self.norm1 = nn.LayerNorm(D, eps=1e-5)
-        self.norm2 = nn.LayerNorm(D, eps=1e-5)
+        self.self_attn = Attention(sz.d_model, sz.heads)
+        self.linear1 = nn.Linear(sz.d_model, sz.d_ff)
+        self.linear2 = nn.Linear(sz.d_ff, sz.d_model)
+        self.norm1 = nn.LayerNorm(sz.d_model, eps=1e-5)
+        self.norm2 = nn.LayerNorm(sz.d_model, eps=1e-5)
 
     def forward(self, x, bias):
         x = residual(x, self.norm1, self.norm_style, lambda h: self.self_attn(h, h, bias))
@@ -157,16 +230,16 @@ class EncoderLayer(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, norm_style, activation):
+    def __init__(self, sz, norm_style, activation):
         super().__init__()
         self.norm_style, self.activation = norm_style, activation
-        self.self_attn = Attention(D, HEADS)
-        self.cross_attn = Attention(D, HEADS)
-        self.linear1 = nn.Linear(D, D_FF)
-        self.linear2 = nn.Linear(D_FF, D)
-        self.norm1 = nn.LayerNorm(D, eps=1e-5)
-        self.norm2 = nn.LayerNorm(D, eps=1e-5)
-        self.norm3 = nn.LayerNorm(D, eps=1e-5)
+        self.self_attn = Attention(sz.d_model, sz.heads)
+        self.cross_attn = Attention(sz.d_model, sz.heads)
+        self.linear1 = nn.Linear(sz.d_model, sz.d_ff)
+        self.linear2 = nn.Linear(sz.d_ff, sz.d_model)
+        self.norm1 = nn.LayerNorm(sz.d_model, eps=1e-5)
+        self.norm2 = nn.LayerNorm(sz.d_model, eps=1e-5)
+        self.norm3 = nn.LayerNorm(sz.d_model, eps=1e-5)
 
     def forward(self, x, memory, self_bias, memory_bias):
         x = residual(x, self.norm1, self.norm_style, lambda h: self.self_attn(h, h, self_bias))
@@ -178,12 +251,12 @@ class DecoderLayer(nn.Module):
 class Stack(nn.Module):
     """Layers `0`, `1`, ... and, with pre-LN, a final LayerNorm `norm` (xgrad's nn::encoder/decoder)."""
 
-    def __init__(self, make_layer, layers, final_norm):
+    def __init__(self, sz, make_layer, layers, final_norm):
         super().__init__()
         for i in range(layers):
             self.add_module(str(i), make_layer())
         self.count = layers
-        self.norm = nn.LayerNorm(D, eps=1e-5) if final_norm else None
+        self.norm = nn.LayerNorm(sz.d_model, eps=1e-5) if final_norm else None
 
     def forward(self, x, *args):
         for i in range(self.count):
@@ -205,29 +278,30 @@ def named(name, module):
 class Embedder(nn.Module):
     """graph/model_config.cpp's embed_tokens: table(tokens) * sqrt(d_model) + positions."""
 
-    def __init__(self, vocab, learned_positions):
+    def __init__(self, sz, vocab, learned_positions):
         super().__init__()
-        self.table = nn.Embedding(vocab, D)
-        self.positions = nn.Embedding(MAX_LEN, D) if learned_positions else None
+        self.d_model, self.max_len = sz.d_model, sz.max_len
+        self.table = nn.Embedding(vocab, sz.d_model)
+        self.positions = nn.Embedding(sz.max_len, sz.d_model) if learned_positions else None
 
     def forward(self, tokens):
         seq = tokens.shape[1]
-        table = self.positions.weight if self.positions is not None else sinusoidal_table(MAX_LEN, D)
-        return self.table(tokens) * math.sqrt(D) + table[:seq]
+        table = self.positions.weight if self.positions is not None else sinusoidal_table(self.max_len, self.d_model)
+        return self.table(tokens) * math.sqrt(self.d_model) + table[:seq]
 
 
-def stack(layers, norm_style, activation, decoder=False):
+def stack(sz, layers, norm_style, activation, decoder=False):
     layer = DecoderLayer if decoder else EncoderLayer
-    return Stack(lambda: layer(norm_style, activation), layers, final_norm=norm_style == "pre")
+    return Stack(sz, lambda: layer(sz, norm_style, activation), layers, final_norm=norm_style == "pre")
 
 
 class EncoderClassifier(nn.Module):
-    def __init__(self, vocab, classes, layers, norm_style, activation):
+    def __init__(self, sz, vocab, classes, layers, norm_style, activation):
         super().__init__()
-        self.tok_embed = Embedder(vocab, learned_positions=False)
-        self.encoder = stack(layers, norm_style, activation)
-        self.pooler = nn.Linear(D, D)
-        self.classifier = nn.Linear(D, classes)
+        self.tok_embed = Embedder(sz, vocab, learned_positions=False)
+        self.encoder = stack(sz, layers, norm_style, activation)
+        self.pooler = nn.Linear(sz.d_model, sz.d_model)
+        self.classifier = nn.Linear(sz.d_model, classes)
 
     def forward(self, tokens, lengths, labels):
         hidden = self.encoder(self.tok_embed(tokens), key_padding_bias(lengths, tokens.shape[1]))
@@ -246,12 +320,12 @@ def masked_token_loss(logits, labels, lengths):
 
 
 class DecoderLM(nn.Module):
-    def __init__(self, vocab, layers, norm_style, activation, tied, learned_positions):
+    def __init__(self, sz, vocab, layers, norm_style, activation, tied, learned_positions):
         super().__init__()
         self.tied = tied
-        self.tok_embed = Embedder(vocab, learned_positions)
-        self.layers = stack(layers, norm_style, activation)
-        self.lm_head = None if tied else nn.Linear(D, vocab, bias=False)
+        self.tok_embed = Embedder(sz, vocab, learned_positions)
+        self.layers = stack(sz, layers, norm_style, activation)
+        self.lm_head = None if tied else nn.Linear(sz.d_model, vocab, bias=False)
 
     def forward(self, tokens, lengths, labels):
         seq = tokens.shape[1]
@@ -262,13 +336,13 @@ class DecoderLM(nn.Module):
 
 
 class Seq2Seq(nn.Module):
-    def __init__(self, src_vocab, tgt_vocab, encoder_layers, decoder_layers, norm_style, activation):
+    def __init__(self, sz, src_vocab, tgt_vocab, encoder_layers, decoder_layers, norm_style, activation):
         super().__init__()
-        self.src_embed = Embedder(src_vocab, learned_positions=False)
-        self.tgt_embed = Embedder(tgt_vocab, learned_positions=False)
-        self.encoder = stack(encoder_layers, norm_style, activation)
-        self.decoder = stack(decoder_layers, norm_style, activation, decoder=True)
-        self.output_proj = nn.Linear(D, tgt_vocab)
+        self.src_embed = Embedder(sz, src_vocab, learned_positions=False)
+        self.tgt_embed = Embedder(sz, tgt_vocab, learned_positions=False)
+        self.encoder = stack(sz, encoder_layers, norm_style, activation)
+        self.decoder = stack(sz, decoder_layers, norm_style, activation, decoder=True)
+        self.output_proj = nn.Linear(sz.d_model, tgt_vocab)
 
     def forward(self, src_tokens, src_lengths, tgt_tokens, tgt_lengths, labels):
         src_padding = key_padding_bias(src_lengths, src_tokens.shape[1])
@@ -310,34 +384,70 @@ def fill_parameters(module, gen):
                 m.bias.copy_(0.2 * torch.randn(m.bias.shape, generator=gen))
 
 
-def record_case(r, case, module, inputs, forward, gen):
-    """Runs forward(**inputs) -> (output, objective or None), differentiates the objective (or
-    sum(output * w) with fixed random w) and records everything under `case`."""
-    fill_parameters(module, gen)
+def differentiate(module, inputs, forward, output_weights):
+    """Runs forward(**inputs) -> (output, objective or None) and differentiates the objective, or
+    sum(output * w) with w = output_weights(output); returns (output, objective, w or None,
+    {record suffix: gradient}) for every parameter and float input."""
+    module.zero_grad()
     for t in inputs.values():
         if t.is_floating_point():
+            t.grad = None
             t.requires_grad_(True)
     output, objective = forward(**inputs)
+    weights = None
     if objective is None:
-        weights = torch.randn(output.shape, generator=gen)
-        r.add(f"{case}.output_weights", weights)
+        weights = output_weights(output)
         objective = (output * weights).sum()
-    module.zero_grad()
     objective.backward()
+    # Copies: converting the module to another dtype later converts its .grad tensors in place.
+    grads = {f"grad.{name}": p.grad.clone() if p.grad is not None else torch.zeros_like(p)
+             for name, p in xgrad_parameter_names(module).items()}
+    grads.update({f"grad_input.{name}": t.grad.clone() for name, t in inputs.items() if t.is_floating_point()})
+    return output, objective, weights, grads
 
-    params = xgrad_parameter_names(module)
-    for name, p in params.items():
+
+def relative_error(got, want):
+    """max |got - want| / max(1, |want|), the measure tests/test_parity.cpp uses."""
+    return ((got.double() - want.double()).abs() / want.double().abs().clamp(min=1)).max().item()
+
+
+def float32_rounding_error(module, inputs, forward, weights, output, objective, grads):
+    """How far this float32 run is from float64 on the same weights and inputs (which float32 holds
+    exactly): PyTorch's own float32 rounding error of the output, the objective and the gradients
+    (the worst of them), whose worst scales the C++ suite's float32 tolerance of the case."""
+    torch.set_default_dtype(torch.float64)
+    module.double()
+    wide = {name: t.detach().double() if t.is_floating_point() else t for name, t in inputs.items()}
+    exact_output, exact_objective, _, exact_grads = differentiate(
+        module, wide, forward, lambda _: weights.double())
+    module.float()
+    torch.set_default_dtype(torch.float32)
+    return {"output": relative_error(output, exact_output), "objective": relative_error(objective, exact_objective),
+            "gradients": max(relative_error(grads[k], exact_grads[k]) for k in grads)}
+
+
+def record_case(r, case, module, inputs, forward, gen):
+    """Fills the parameters, differentiates forward's objective (or sum(output * w) with fixed random
+    w) with respect to every parameter and float input, and records everything under `case`."""
+    fill_parameters(module, gen)
+    output, objective, weights, grads = differentiate(
+        module, inputs, forward, lambda output: torch.randn(output.shape, generator=gen))
+    if weights is not None:
+        r.add(f"{case}.output_weights", weights)
+    for name, p in xgrad_parameter_names(module).items():
         r.add(f"{case}.param.{name}", p)
     for name, t in inputs.items():
         r.add(f"{case}.input.{name}", t)
     r.add(f"{case}.output", output)
     r.add(f"{case}.objective", objective)
-    for name, p in params.items():
-        r.add(f"{case}.grad.{name}", p.grad if p.grad is not None else torch.zeros_like(p))
-    for name, t in inputs.items():
-        if t.is_floating_point():
-            r.add(f"{case}.grad_input.{name}", t.grad)
-    print(f"{case}: {len(params)} parameters, objective {objective.item():.6f}")
+    for suffix, g in grads.items():
+        r.add(f"{case}.{suffix}", g)
+    note = ""
+    if r.dtype == torch.float32:
+        errors = float32_rounding_error(module, inputs, forward, weights, output, objective, grads)
+        r.add(f"{case}.float32_rounding", torch.tensor(max(errors.values())))
+        note = "; float32 vs float64: " + ", ".join(f"{kind} {error:.1e}" for kind, error in errors.items())
+    print(f"{case}: {len(xgrad_parameter_names(module))} parameters, objective {objective.item():.6f}{note}")
 
 
 def tokens(gen, batch, seq, vocab):
@@ -348,77 +458,97 @@ def ints(*values):
     return torch.tensor(values, dtype=torch.int32)
 
 
-def layer_cases(r, gen):
+# Token ids of the float64 embedding case, with repeats that the gradient must accumulate.
+EMBEDDING_IDS_F64 = ((0, 4, 4, 6, 1), (2, 1, 0, 0, 3))
+
+
+def layer_cases(r, sz, gen):
     def randn(*shape):
         return torch.randn(shape, generator=gen)
 
-    m = named("fc", nn.Linear(5, 3))
-    record_case(r, "linear", m, {"x": randn(B, S, 5)}, lambda x: (m.fc(x), None), gen)
-    m = named("fc", nn.Linear(5, 3, bias=False))
-    record_case(r, "linear_nobias", m, {"x": randn(B, S, 5)}, lambda x: (m.fc(x), None), gen)
+    b, s, short, mem, d = sz.batch, sz.seq, sz.short_seq, sz.memory_seq, sz.d_model
+    lengths, memory_lengths = ints(*sz.lengths), ints(*sz.memory_lengths)
+    a = sz.attention_seq
+    m = named("fc", nn.Linear(sz.linear_in, sz.linear_out))
+    record_case(r, "linear", m, {"x": randn(b, s, sz.linear_in)}, lambda x: (m.fc(x), None), gen)
+    m = named("fc", nn.Linear(sz.linear_in, sz.linear_out, bias=False))
+    record_case(r, "linear_nobias", m, {"x": randn(b, s, sz.linear_in)}, lambda x: (m.fc(x), None), gen)
 
-    m = named("embed", nn.Embedding(7, D))
-    ids = torch.tensor([[0, 4, 4, 6, 1], [2, 1, 0, 0, 3]], dtype=torch.int32)
-    record_case(r, "embedding", m, {"tokens": ids}, lambda tokens: (m.embed(tokens) * math.sqrt(D), None), gen)
+    vocab = sz.vocab["embedding"]
+    m = named("embed", nn.Embedding(vocab, d))
+    ids = torch.tensor(EMBEDDING_IDS_F64, dtype=torch.int32) if sz == SIZES_F64 else tokens(gen, b, s, vocab)
+    record_case(r, "embedding", m, {"tokens": ids}, lambda tokens: (m.embed(tokens) * math.sqrt(d), None), gen)
 
-    r.add("positions.output", sinusoidal_table(MAX_LEN, D))
+    r.add("positions.output", sinusoidal_table(sz.max_len, d))
 
-    m = named("norm", nn.LayerNorm(D, eps=1e-5))
-    record_case(r, "layer_norm", m, {"x": randn(B, S, D) * 2 + 0.5}, lambda x: (m.norm(x), None), gen)
+    m = named("norm", nn.LayerNorm(d, eps=1e-5))
+    record_case(r, "layer_norm", m, {"x": randn(b, s, d) * 2 + 0.5}, lambda x: (m.norm(x), None), gen)
 
     for activation in ("relu", "gelu"):
-        m = named("ff", FeedForward(D, D_FF, activation))
-        record_case(r, f"feed_forward_{activation}", m, {"x": randn(B, S, D)}, lambda x: (m.ff(x), None), gen)
+        m = named("ff", FeedForward(d, sz.d_ff, activation))
+        record_case(r, f"feed_forward_{activation}", m, {"x": randn(b, s, d)}, lambda x: (m.ff(x), None), gen)
 
-    m = named("attn", Attention(D, HEADS))
-    record_case(r, "self_attention", m, {"x": randn(B, S, D), "lengths": ints(5, 3)},
-                lambda x, lengths: (m.attn(x, x, key_padding_bias(lengths, S)), None), gen)
-    record_case(r, "causal_self_attention", m, {"x": randn(B, S, D), "lengths": ints(4, 2)},
-                lambda x, lengths: (m.attn(x, x, causal_bias(S) + key_padding_bias(lengths, S)), None), gen)
+    m = named("attn", Attention(d, sz.heads))
+    record_case(r, "self_attention", m, {"x": randn(b, a, d), "lengths": ints(*sz.attention_lengths)},
+                lambda x, lengths: (m.attn(x, x, key_padding_bias(lengths, a)), None), gen)
+    record_case(r, "causal_self_attention", m, {"x": randn(b, a, d), "lengths": ints(*sz.causal_lengths)},
+                lambda x, lengths: (m.attn(x, x, causal_bias(a) + key_padding_bias(lengths, a)), None), gen)
     record_case(r, "cross_attention", m,
-                {"x": randn(B, 4, D), "memory": randn(B, S, D), "memory_lengths": ints(3, 5)},
-                lambda x, memory, memory_lengths: (m.attn(x, memory, key_padding_bias(memory_lengths, S)), None), gen)
+                {"x": randn(b, short, d), "memory": randn(b, mem, d), "memory_lengths": memory_lengths},
+                lambda x, memory, memory_lengths: (m.attn(x, memory, key_padding_bias(memory_lengths, mem)), None), gen)
 
     for norm_style, activation in (("post", "relu"), ("pre", "gelu")):
-        m = named("enc", EncoderLayer(norm_style, activation))
-        record_case(r, f"encoder_layer_{norm_style}", m, {"x": randn(B, S, D), "lengths": ints(5, 3)},
-                    lambda x, lengths: (m.enc(x, key_padding_bias(lengths, S)), None), gen)
-        cross_check_encoder_layer(m.enc, randn(B, S, D), ints(5, 3))
+        m = named("enc", EncoderLayer(sz, norm_style, activation))
+        record_case(r, f"encoder_layer_{norm_style}", m, {"x": randn(b, s, d), "lengths": lengths},
+                    lambda x, lengths: (m.enc(x, key_padding_bias(lengths, s)), None), gen)
+        cross_check_encoder_layer(sz, m.enc, randn(b, s, d), lengths)
 
+    short_lengths, memory_lengths = ints(*sz.short_lengths), ints(*reversed(sz.lengths))
     for norm_style, activation in (("post", "gelu"), ("pre", "relu")):
-        m = named("dec", DecoderLayer(norm_style, activation))
+        m = named("dec", DecoderLayer(sz, norm_style, activation))
 
         def decoder_forward(x, memory, lengths, memory_lengths):
-            self_bias = causal_bias(4) + key_padding_bias(lengths, 4)
-            return m.dec(x, memory, self_bias, key_padding_bias(memory_lengths, S)), None
+            self_bias = causal_bias(short) + key_padding_bias(lengths, short)
+            return m.dec(x, memory, self_bias, key_padding_bias(memory_lengths, s)), None
 
         record_case(r, f"decoder_layer_{norm_style}", m,
-                    {"x": randn(B, 4, D), "memory": randn(B, S, D), "lengths": ints(4, 2),
-                     "memory_lengths": ints(3, 5)},
+                    {"x": randn(b, short, d), "memory": randn(b, s, d), "lengths": short_lengths,
+                     "memory_lengths": memory_lengths},
                     decoder_forward, gen)
-        cross_check_decoder_layer(m.dec, randn(B, 4, D), randn(B, S, D), ints(4, 2), ints(3, 5))
+        cross_check_decoder_layer(sz, m.dec, randn(b, short, d), randn(b, s, d), short_lengths, memory_lengths)
 
 
-def model_cases(r, gen):
-    m = EncoderClassifier(vocab=9, classes=3, layers=2, norm_style="post", activation="relu")
+def model_cases(r, sz, gen):
+    b, s, short, vocab = sz.batch, sz.seq, sz.short_seq, sz.vocab
+    lengths, short_lengths = ints(*sz.lengths), ints(*sz.short_lengths)
+    m = EncoderClassifier(sz, vocab=vocab["encoder_classifier"], classes=sz.classes, layers=2, norm_style="post",
+                          activation="relu")
     record_case(r, "encoder_classifier", m,
-                {"tokens": tokens(gen, B, S, 9), "lengths": ints(5, 3), "labels": ints(2, 0)},
+                {"tokens": tokens(gen, b, s, vocab["encoder_classifier"]), "lengths": lengths,
+                 "labels": ints(*sz.labels)},
                 m.forward, gen)
 
-    m = DecoderLM(vocab=11, layers=2, norm_style="pre", activation="gelu", tied=True, learned_positions=False)
+    v = vocab["decoder_lm"]
+    m = DecoderLM(sz, vocab=v, layers=2, norm_style="pre", activation="gelu", tied=True, learned_positions=False)
     record_case(r, "decoder_lm", m,
-                {"tokens": tokens(gen, B, S, 11), "lengths": ints(5, 3), "labels": tokens(gen, B, S, 11)},
+                {"tokens": tokens(gen, b, s, v), "lengths": lengths, "labels": tokens(gen, b, s, v)},
                 m.forward, gen)
 
-    m = DecoderLM(vocab=10, layers=1, norm_style="post", activation="relu", tied=False, learned_positions=True)
+    # The short lengths the other way round, so that here the first sequence is the padded one.
+    v = vocab["decoder_lm_untied"]
+    m = DecoderLM(sz, vocab=v, layers=1, norm_style="post", activation="relu", tied=False, learned_positions=True)
     record_case(r, "decoder_lm_untied", m,
-                {"tokens": tokens(gen, B, 4, 10), "lengths": ints(2, 4), "labels": tokens(gen, B, 4, 10)},
+                {"tokens": tokens(gen, b, short, v), "lengths": ints(*reversed(sz.short_lengths)),
+                 "labels": tokens(gen, b, short, v)},
                 m.forward, gen)
 
-    m = Seq2Seq(src_vocab=9, tgt_vocab=7, encoder_layers=2, decoder_layers=2, norm_style="post", activation="relu")
+    src, tgt = vocab["source"], vocab["target"]
+    m = Seq2Seq(sz, src_vocab=src, tgt_vocab=tgt, encoder_layers=2, decoder_layers=2, norm_style="post",
+                activation="relu")
     record_case(r, "seq2seq", m,
-                {"src_tokens": tokens(gen, B, S, 9), "src_lengths": ints(5, 3),
-                 "tgt_tokens": tokens(gen, B, 4, 7), "tgt_lengths": ints(4, 2), "labels": tokens(gen, B, 4, 7)},
+                {"src_tokens": tokens(gen, b, s, src), "src_lengths": lengths,
+                 "tgt_tokens": tokens(gen, b, short, tgt), "tgt_lengths": short_lengths,
+                 "labels": tokens(gen, b, short, tgt)},
                 m.forward, gen)
 
 
@@ -450,19 +580,20 @@ def padded(lengths, seq):
 
 def assert_close(mine, reference, what):
     err = (mine - reference).abs().max().item()
-    assert err < 1e-12, f"{what}: this file's layer and PyTorch's differ by {err}"
+    limit = 1e-12 if mine.dtype == torch.float64 else 1e-5  # the two compute in different orders
+    assert err < limit, f"{what}: this file's layer and PyTorch's differ by {err}"
 
 
-def cross_check_encoder_layer(mine, x, lengths):
-    reference = nn.TransformerEncoderLayer(D, HEADS, D_FF, dropout=0.0, activation=mine.activation,
+def cross_check_encoder_layer(sz, mine, x, lengths):
+    reference = nn.TransformerEncoderLayer(sz.d_model, sz.heads, sz.d_ff, dropout=0.0, activation=mine.activation,
                                            batch_first=True, norm_first=mine.norm_style == "pre")
     load_common(reference, mine)
     want = reference(x, src_key_padding_mask=padded(lengths, x.shape[1]))
     assert_close(mine(x, key_padding_bias(lengths, x.shape[1])), want, f"encoder layer {mine.norm_style}-LN")
 
 
-def cross_check_decoder_layer(mine, x, memory, lengths, memory_lengths):
-    reference = nn.TransformerDecoderLayer(D, HEADS, D_FF, dropout=0.0, activation=mine.activation,
+def cross_check_decoder_layer(sz, mine, x, memory, lengths, memory_lengths):
+    reference = nn.TransformerDecoderLayer(sz.d_model, sz.heads, sz.d_ff, dropout=0.0, activation=mine.activation,
                                            batch_first=True, norm_first=mine.norm_style == "pre")
     load_common(reference, mine)
     load_attention(reference.multihead_attn, mine.cross_attn)
@@ -475,14 +606,20 @@ def cross_check_decoder_layer(mine, x, memory, lengths, memory_lengths):
     assert_close(got, want, f"decoder layer {mine.norm_style}-LN")
 
 
-def main():
+def write_fixtures(sz, dtype, seed, path):
+    torch.set_default_dtype(dtype)
     torch.manual_seed(0)  # module constructors draw from the global generator; fill_parameters overwrites
-    gen = torch.Generator().manual_seed(20240611)
-    r = Records()
-    layer_cases(r, gen)
-    model_cases(r, gen)
-    r.write(HERE / "nn.txt")
-    print(f"wrote {len(r.lines)} tensors to {HERE / 'nn.txt'}")
+    gen = torch.Generator().manual_seed(seed)
+    r = Records(dtype)
+    layer_cases(r, sz, gen)
+    model_cases(r, sz, gen)
+    r.write(path)
+    print(f"wrote {len(r.tensors)} tensors ({path.stat().st_size} bytes) to {path}")
+
+
+def main():
+    write_fixtures(SIZES_F64, torch.float64, 20240611, HERE / "nn.txt")
+    write_fixtures(SIZES_F32, torch.float32, 20240612, HERE / "nn_f32.safetensors")
 
 
 if __name__ == "__main__":

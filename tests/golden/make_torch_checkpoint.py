@@ -149,15 +149,20 @@ def cross_check(model, tokens, lengths):
         assert err < 1e-5, f"layer {i}: this file's layer and nn.TransformerEncoderLayer differ by {err}"
 
 
+# torch dtype -> (safetensors dtype, struct format of one element); make_nn_fixtures.py writes i32 too.
+SAFETENSORS_DTYPES = {torch.float32: ("F32", "f"), torch.int32: ("I32", "i")}
+
+
 def safetensors_bytes(state, metadata):
-    """The safetensors encoding of a {name: float32 tensor} dict, with struct and json only."""
+    """The safetensors encoding of a {name: float32 or int32 tensor} dict, with struct and json only."""
     header = {"__metadata__": metadata}
     chunks, offset = [], 0
     for name, tensor in state.items():
-        assert tensor.dtype == torch.float32, f"{name} is {tensor.dtype}"
+        assert tensor.dtype in SAFETENSORS_DTYPES, f"{name} is {tensor.dtype}"
+        dtype, element = SAFETENSORS_DTYPES[tensor.dtype]
         values = tensor.detach().contiguous().reshape(-1).tolist()
-        data = struct.pack(f"<{len(values)}f", *values)
-        header[name] = {"dtype": "F32", "shape": list(tensor.shape), "data_offsets": [offset, offset + len(data)]}
+        data = struct.pack(f"<{len(values)}{element}", *values)
+        header[name] = {"dtype": dtype, "shape": list(tensor.shape), "data_offsets": [offset, offset + len(data)]}
         chunks.append(data)
         offset += len(data)
     text = json.dumps(header, separators=(",", ":")).encode("utf-8")
@@ -175,7 +180,8 @@ def read_back(blob):
         if name == "__metadata__":
             continue
         begin, end = entry["data_offsets"]
-        out[name] = (entry["shape"], list(struct.unpack(f"<{(end - begin) // 4}f", data[begin:end])))
+        element = {dtype: element for dtype, element in SAFETENSORS_DTYPES.values()}[entry["dtype"]]
+        out[name] = (entry["shape"], list(struct.unpack(f"<{(end - begin) // 4}{element}", data[begin:end])))
     return header["__metadata__"], out
 
 
