@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <xgrad/safetensors.hpp>
 
 #ifndef XG_GOLDEN_DIR
 #error "XG_GOLDEN_DIR must name the directory of the golden files"
@@ -13,6 +14,7 @@ namespace xg::testing {
 
 std::map<std::string, Tensor> load_golden(const std::string& file) {
   const std::string path = fmt::format("{}/{}", XG_GOLDEN_DIR, file);
+  if (file.ends_with(".safetensors")) return load_safetensors(path).tensors;
   std::ifstream in(path);
   if (!in) throw ValueError(fmt::format("cannot open golden file {}", path));
   std::map<std::string, Tensor> records;
