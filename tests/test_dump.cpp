@@ -8,7 +8,7 @@
 
 using namespace xg;
 
-TEST_CASE("text IR: one line per node, with op, inputs, dtype, shape, name and gradient marks") {
+TEST_CASE("text IR: one line per node, with op, inputs, dtype, shape, attributes, name and gradient marks") {
   Graph g;
   const Var x = g.input("x", {4, 3});
   const Var w = g.param("w", {3, 2}, Init::zeros());
@@ -18,10 +18,13 @@ TEST_CASE("text IR: one line per node, with op, inputs, dtype, shape, name and g
   const std::string text = to_text(g);
   CHECK(std::count(text.begin(), text.end(), '\n') == g.size());
   CHECK(text.find("%0 = input() f32 (4, 3) 'x'\n") != std::string::npos);
-  CHECK(text.find("%2 = matmul(%0, %1) f32 (4, 2)\n") != std::string::npos);
+  CHECK(text.find("%1 = param() f32 (3, 2) {kind=constant, a=0, b=0} 'w'\n") != std::string::npos);
+  CHECK(text.find("%2 = matmul(%0, %1) f32 (4, 2) {transpose_a=false, transpose_b=false}\n") != std::string::npos);
   CHECK(text.find(fmt::format("%{} = ", dw.id())) != std::string::npos);
   for (int id = 0; id < g.size(); ++id) CHECK(g.is_gradient(id) == (id >= forward_nodes));
-  CHECK(std::count(text.begin(), text.end(), ']') == g.size() - forward_nodes);  // each "[grad]"
+  std::size_t marks = 0;
+  for (auto at = text.find(" [grad]\n"); at != std::string::npos; at = text.find(" [grad]\n", at + 1)) ++marks;
+  CHECK(marks == static_cast<std::size_t>(g.size() - forward_nodes));
 }
 
 TEST_CASE("DOT: forward and gradient nodes drawn apart, restricted to what the outputs need") {

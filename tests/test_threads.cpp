@@ -13,46 +13,12 @@
 #include <doctest/doctest.h>
 
 #include "graph/registry.hpp"
+#include "trained_model.hpp"
 #include "xgrad/xgrad.hpp"
 
 using namespace xg;
 
 namespace {
-
-/// A model of a family with its objective, every parameter gradient, and one batch of feeds.
-struct Trained {
-  models::ModelRecipe recipe;
-  Graph graph;
-  std::vector<Var> outputs;
-  std::mt19937 rng{3};
-  std::unique_ptr<models::RandomInputs> inputs;
-  std::span<const Feed> feeds;
-
-  Trained(std::string_view family, std::string_view config)
-      : recipe(models::parse_recipe(family, config)), graph(7, recipe.float_type) {
-    const models::BuiltModel built = models::build_model(graph, recipe);
-    outputs.push_back(built.objective);
-    for (Var g : grad(graph, built.objective, graph.params())) outputs.push_back(g);
-    inputs = std::make_unique<models::RandomInputs>(recipe, graph, rng);
-    feeds = inputs->feeds();
-  }
-
-  /// The raw bytes of every output after two training-mode runs (dropout on) with `pool`.
-  std::vector<std::vector<std::byte>> run(std::shared_ptr<ThreadPool> pool) {
-    Program p = compile(graph, outputs, {.pool = std::move(pool)});
-    p.set_training(true);
-    std::vector<std::vector<std::byte>> bytes;
-    for (int r = 0; r < 2; ++r) {
-      p.run(feeds);
-      for (Var v : outputs) {
-        const TensorRef t = p.view(v);
-        const auto* data = static_cast<const std::byte*>(t.data);
-        bytes.emplace_back(data, data + t.numel() * size_of(t.dtype));
-      }
-    }
-    return bytes;
-  }
-};
 
 // Sizes at which products are cut into several pieces, elementwise ops and rows are split, and
 // attention heads spread over the threads.
@@ -64,7 +30,7 @@ constexpr std::string_view kSeq2seq =
     "tgt_len=40 dropout=0.1";
 
 void check_thread_counts(std::string_view family, std::string_view config) {
-  Trained model(family, config);
+  testing::TrainedModel model(family, config);
   const auto serial = model.run(std::make_shared<ThreadPool>(1));
   for (int threads : {2, 3, 4}) {
     CAPTURE(threads);
@@ -90,7 +56,7 @@ TEST_CASE("training values agree bit for bit with 1, 2, 3 and 4 threads: encoder
 }
 
 TEST_CASE("two Programs run at once from two threads give their serial results") {
-  Trained decoder("decoder_lm", kDecoder), encoder("encoder_classifier", kEncoder);
+  testing::TrainedModel decoder("decoder_lm", kDecoder), encoder("encoder_classifier", kEncoder);
   // Both share the process's default pool, so each run meets the other's jobs.
   Program a = compile(decoder.graph, decoder.outputs), b = compile(encoder.graph, encoder.outputs);
   const auto bytes_of = [](const Program& p, const std::vector<Var>& outputs) {

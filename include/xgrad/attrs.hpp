@@ -89,7 +89,21 @@ struct AttentionAttr {
   bool operator==(const AttentionAttr&) const = default;
 };
 
+/// The elementwise function a fused matrix product applies after its bias.
+enum class EpilogueActivation : std::uint8_t { none, relu, gelu_erf, gelu_tanh };
+
+/// fused_matmul, which only the compiler makes: a matrix product with a shared right operand
+/// followed, element by element, by `+ bias` along the last axis (when `bias`), the activation, and
+/// `+ residual` of the output's shape (when `residual`). Operands: a, b, then bias, then residual.
+struct EpilogueAttr {
+  MatmulAttr product;
+  bool bias = false;
+  EpilogueActivation activation = EpilogueActivation::none;
+  bool residual = false;
+  bool operator==(const EpilogueAttr&) const = default;
+};
+
 using Attrs = std::variant<std::monostate, AxesAttr, AxisAttr, SliceAttr, MatmulAttr, NormAttr,
-                           IndexAttr, GeluAttr, DropoutAttr, AttentionAttr, Init>;
+                           IndexAttr, GeluAttr, DropoutAttr, AttentionAttr, Init, EpilogueAttr>;
 
 }  // namespace xg

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "xgrad/compile_report.hpp"
 #include "xgrad/graph.hpp"
 #include "xgrad/tensor.hpp"
 #include "xgrad/thread_pool.hpp"
@@ -30,6 +31,9 @@ struct CompileOptions {
   /// Subnormal floats are far below any precision a model trains at, and on x86 each one costs
   /// about a hundred cycles. Off: IEEE gradual underflow, at that cost.
   bool flush_denormals = true;
+  /// The optimizing passes (all on by default; CompilePasses::none() for none). Each keeps results
+  /// bit for bit; Program::report() says what they did.
+  CompilePasses passes{};
 };
 
 /// One input value for Program::run: a view, not a copy, of the caller's array.
@@ -103,7 +107,10 @@ class Program {
   /// Floating-point operations of the matrix products in one run (2 m n k per product), including
   /// those inside fused ops (attention counts the products of its unfused composition).
   std::uint64_t matmul_flops() const;
-  /// One line per scheduled node: id, op, dtype, shape, inputs, arena offset.
+  /// What the optimizing passes did: counts before and after, and every rewrite.
+  const CompileReport& report() const;
+  /// The passes' summary, then one line per scheduled node: id, op, dtype, shape, inputs,
+  /// attributes, arena offset.
   std::string dump() const;
 
  private:

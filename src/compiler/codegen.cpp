@@ -17,6 +17,7 @@
 
 #include "ops/emit_util.hpp"
 #include "runtime/program_impl.hpp"
+#include "xgrad/attr_fields.hpp"
 #include "xgrad/autodiff.hpp"
 #include "xgrad/compile.hpp"
 #include "xgrad/format.hpp"
@@ -50,58 +51,16 @@ std::string dims(const Shape& shape) { return fmt::format("{}", fmt::join(shape.
 
 std::string dtype_cpp(DType dtype) { return fmt::format("xg::DType::{}", dtype); }
 
-std::string init_cpp(const Init& init) {
-  constexpr std::string_view kinds[] = {"constant", "normal", "uniform"};
-  return fmt::format("xg::Init{{xg::Init::Kind::{}, {}, {}}}", kinds[static_cast<int>(init.kind)], number(init.a, DType::f64),
-                     number(init.b, DType::f64));
-}
-
-/// The seed of a node's random stream, when its attributes carry one: drawn from the graph's
-/// generator when the node was built (the gradient of a fused op repeats its forward's seed).
-std::optional<std::uint64_t> seed_of(const Attrs& attrs) {
-  if (const auto* d = std::get_if<DropoutAttr>(&attrs)) return d->seed;
-  if (const auto* a = std::get_if<AttentionAttr>(&attrs); a != nullptr && a->dropout > 0.0) return a->seed;
-  return std::nullopt;
-}
-
-/// The attributes as a C++ initializer; `seed`, when given, is the expression of the stream seed.
+/// The attributes as a C++ initializer with designated fields; `seed`, when given, is the
+/// expression of the stream seed.
 std::string attrs_cpp(const Attrs& attrs, std::string_view seed = {}) {
-  struct Spell {
-    std::string_view seed;
-    std::string seed_or(std::uint64_t value) const { return seed.empty() ? fmt::format("{}u", value) : std::string(seed); }
-    std::string operator()(std::monostate) const { return "{}"; }
-    std::string operator()(const AxesAttr& a) const {
-      return fmt::format("xg::AxesAttr{{{{{}}}, {}}}", fmt::join(a.axes, ", "), a.keepdims);
-    }
-    std::string operator()(const AxisAttr& a) const { return fmt::format("xg::AxisAttr{{{}}}", a.axis); }
-    std::string operator()(const SliceAttr& a) const {
-      return fmt::format("xg::SliceAttr{{{}, {}, {}, {}, {}}}", a.axis, a.start, a.stop, a.step, a.extent);
-    }
-    std::string operator()(const MatmulAttr& a) const {
-      return fmt::format("xg::MatmulAttr{{{}, {}}}", a.transpose_a, a.transpose_b);
-    }
-    std::string operator()(const NormAttr& a) const {
-      return fmt::format("xg::NormAttr{{{}, {}, {}, {}}}", a.normalized_ndim, number(a.eps, DType::f64), a.has_gamma, a.has_beta);
-    }
-    std::string operator()(const IndexAttr& a) const {
-      const std::string ignore = a.ignore_index == std::numeric_limits<std::int64_t>::min()
-                                     ? "std::numeric_limits<std::int64_t>::min()"
-                                     : fmt::format("{}", a.ignore_index);
-      return fmt::format("xg::IndexAttr{{{}, {}, {}}}", a.axis, a.depth, ignore);
-    }
-    std::string operator()(const GeluAttr& a) const {
-      return fmt::format("xg::GeluAttr{{xg::GeluApprox::{}}}", a.approximate == GeluApprox::tanh ? "tanh" : "none");
-    }
-    std::string operator()(const DropoutAttr& a) const {
-      return fmt::format("xg::DropoutAttr{{{}, {}}}", number(a.p, DType::f64), seed_or(a.seed));
-    }
-    std::string operator()(const AttentionAttr& a) const {
-      return fmt::format("xg::AttentionAttr{{{}, {}, {}, {}, {}, {}}}", number(a.scale, DType::f64), number(a.dropout, DType::f64),
-                         seed_or(a.seed), a.has_bias, a.bias_grad, a.causal);
-    }
-    std::string operator()(const Init& a) const { return init_cpp(a); }
-  };
-  return std::visit(Spell{seed}, attrs);
+  const AttrDescription d = describe_attrs(attrs, AttrSpelling::cpp);
+  if (d.type.empty()) return "{}";
+  std::vector<std::string> fields;
+  for (const AttrField& f : d.fields) {
+    fields.push_back(fmt::format(".{} = {}", f.name, f.name == "seed" && !seed.empty() ? std::string(seed) : f.value));
+  }
+  return fmt::format("xg::{}{{{}}}", d.type, fmt::join(fields, ", "));
 }
 
 std::string quoted(std::string_view text) {
@@ -141,7 +100,7 @@ class Writer {
     std::map<std::string, std::string> named;  // member -> graph name
     for (int id = 0; id < graph.size(); ++id) {
       const Node& n = graph.node(id);
-      if (const auto seed = seed_of(n.attrs); seed && !seed_slot_.contains(*seed)) {
+      if (const auto seed = stream_seed(n.attrs); seed && !seed_slot_.contains(*seed)) {
         seed_slot_[*seed] = static_cast<int>(seed_slot_.size());
         seed_drawn_by_[id] = seed_slot_[*seed];
       }
@@ -163,7 +122,8 @@ class Writer {
 
   /// The typed data pointer of node `id` in `program`, as an expression in a member function with
   /// a local `arena` (`read_only`: in a const one).
-  std::string pointer(const ProgramImpl& program, int id, bool read_only = false) {
+  std::string pointer(const ProgramImpl& program, int node, bool read_only = false) {
+    const int id = program.value_of[static_cast<std::size_t>(node)];
     const Node& n = program.nodes[static_cast<std::size_t>(id)];
     const std::string type(emit::cpp_type(n.dtype));
     const Placement& at = program.placement[static_cast<std::size_t>(id)];
@@ -171,7 +131,7 @@ class Writer {
       return fmt::format("reinterpret_cast<{}{}*>(arena + {})", read_only ? "const " : "", type, at.offset);
     }
     if (n.op == &op_param) return fmt::format("params.{}.data()", member_of(id));
-    const std::string constant = constant_name(id);
+    const std::string constant = constant_name(program, id);
     return read_only ? constant : fmt::format("const_cast<{}*>({})", type, constant);
   }
 
@@ -223,10 +183,11 @@ class Writer {
   }
 
  private:
-  std::string constant_name(int id) {
+  /// A graph constant, or one the compiler computed (the same in every program of the graph).
+  std::string constant_name(const ProgramImpl& program, int id) {
     const std::string name = fmt::format("constant_{}", id);
     if (declared_.contains({Declaration::constant, name})) return name;
-    const Tensor& value = graph_.value(graph_.var(id));
+    const Tensor& value = program.stored_value(id);
     std::vector<std::string> values;
     visit_dtype(value.dtype(), [&]<class T>() {
       const T* data = static_cast<const T*>(value.data());
@@ -246,7 +207,7 @@ class Writer {
   }
 
   std::string seed_expression(const Node& n) const {
-    const auto seed = seed_of(n.attrs);
+    const auto seed = stream_seed(n.attrs);
     return seed ? fmt::format("dropout_seeds_[{}]", seed_slot_.at(*seed)) : std::string();
   }
 
@@ -473,7 +434,7 @@ class {C} {{
   for (int id = 0; id < graph.size(); ++id) {
     const Node& n = graph.node(id);
     if (n.op == &op_param) {
-      init += fmt::format("  xg::generated::initialize(rng, {}, params.{}.span());\n", init_cpp(std::get<Init>(n.attrs)), w.member_of(id));
+      init += fmt::format("  xg::generated::initialize(rng, {}, params.{}.span());\n", attrs_cpp(n.attrs), w.member_of(id));
     } else if (auto slot = w.seeds_drawn().find(id); slot != w.seeds_drawn().end()) {
       init += fmt::format("  dropout_seeds_[{}] = rng();\n", slot->second);
     }

@@ -1,10 +1,12 @@
 // compile(): dead-node elimination, schedule, liveness, in-place and aliasing decisions, and the
 // static memory plan. Everything structural happens here so that run() only calls kernels.
 #include <algorithm>
+#include <chrono>
 
 #include <fmt/format.h>
 
 #include "compiler/memory_plan.hpp"
+#include "compiler/passes/program_graph.hpp"
 #include "runtime/kernel_environment.hpp"
 #include "runtime/program_impl.hpp"
 #include "util/checked.hpp"
@@ -31,6 +33,11 @@ struct Liveness {
 
 }  // namespace
 
+const Tensor& Program::Impl::stored_value(int node) const {
+  if (const auto it = folded.find(node); it != folded.end()) return it->second;
+  return store->values.at(node);
+}
+
 Buffer Program::Impl::arena_buffer(int node) {
   const Node& n = nodes[static_cast<std::size_t>(node)];
   return Buffer{arena + placement[static_cast<std::size_t>(node)].offset, &n.shape, n.dtype};
@@ -46,9 +53,15 @@ Program compile(const Graph& graph, const std::vector<Var>& outputs, const Compi
     }
     last = std::max(last, v.id());
   }
+  const auto started = std::chrono::steady_clock::now();
   auto impl = std::make_unique<Program::Impl>();
   impl->store = graph.store();
   for (int id = 0; id <= last; ++id) impl->nodes.push_back(graph.node(id));
+  std::vector<int> wanted;
+  for (Var v : outputs) wanted.push_back(v.id());
+  ProgramGraph optimized(impl->nodes, wanted, *impl->store, impl->folded);
+  optimize(optimized, options.passes, impl->report);
+  impl->value_of = optimized.value_of();
   impl->pool = options.pool;
   if (impl->pool == nullptr) {
     impl->pool = ThreadPool::with_threads(options.threads);
@@ -64,7 +77,7 @@ Program compile(const Graph& graph, const std::vector<Var>& outputs, const Compi
   // Dead-node elimination: only what the outputs reach.
   std::vector<bool> live(count, false);
   impl->is_output.assign(count, false);
-  for (Var v : outputs) live[static_cast<std::size_t>(v.id())] = impl->is_output[static_cast<std::size_t>(v.id())] = true;
+  for (int id : optimized.outputs()) live[static_cast<std::size_t>(id)] = impl->is_output[static_cast<std::size_t>(id)] = true;
   for (std::size_t id = count; id-- > 0;) {
     if (!live[id]) continue;
     for (int in : nodes[id].inputs) live[static_cast<std::size_t>(in)] = true;
@@ -167,6 +180,12 @@ Program compile(const Graph& graph, const std::vector<Var>& outputs, const Compi
       ++impl->memory.values;
     }
   }
+  // An output a pass merged into another node is read where that node's value is.
+  for (Var v : outputs) {
+    const auto id = static_cast<std::size_t>(v.id());
+    impl->placement[id] = impl->placement[static_cast<std::size_t>(impl->value_of[id])];
+    impl->is_output[id] = true;
+  }
 
   // The flat step list; stored leaves are bound before each run.
   std::vector<int> leaf_index(count, -1);
@@ -185,7 +204,8 @@ Program compile(const Graph& graph, const std::vector<Var>& outputs, const Compi
       if (is_stored(nodes[in_id])) {
         if (leaf_index[in_id] < 0) {
           leaf_index[in_id] = static_cast<int>(impl->leaves.size());
-          impl->leaves.push_back({in, {}});
+          const auto folded = impl->folded.find(in);
+          impl->leaves.push_back({in, {}, folded == impl->folded.end() ? nullptr : &folded->second});
         }
         impl->leaves[static_cast<std::size_t>(leaf_index[in_id])].operands.push_back(impl->operands.size());
         impl->operands.push_back(Buffer{nullptr, &nodes[in_id].shape, nodes[in_id].dtype});
@@ -201,6 +221,7 @@ Program compile(const Graph& graph, const std::vector<Var>& outputs, const Compi
     impl->inputs.push_back({id, needed ? impl->arena_buffer(id) : Buffer{}, needed});
   }
   impl->context.pool = impl->pool.get();
+  impl->report.milliseconds = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   return Program(std::move(impl));
 }
 

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "xgrad/attr_fields.hpp"
 #include "xgrad/format.hpp"
 
 namespace xg {
@@ -31,8 +32,10 @@ std::string to_text(const Graph& graph) {
     const Node& n = graph.node(id);
     std::vector<std::string> inputs;
     for (int in : n.inputs) inputs.push_back(fmt::format("%{}", in));
-    out += fmt::format("%{} = {}({}) {} {}{}{}\n", id, n.op_name(), fmt::join(inputs, ", "), n.dtype, n.shape,
-                       n.name.empty() ? "" : fmt::format(" '{}'", n.name), graph.is_gradient(id) ? " [grad]" : "");
+    const std::string attrs = attrs_text(n.attrs);
+    out += fmt::format("%{} = {}({}) {} {}{}{}{}\n", id, n.op_name(), fmt::join(inputs, ", "), n.dtype, n.shape,
+                       attrs.empty() ? "" : fmt::format(" {{{}}}", attrs), n.name.empty() ? "" : fmt::format(" '{}'", n.name),
+                       graph.is_gradient(id) ? " [grad]" : "");
   }
   return out;
 }

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "kernels/parallel.hpp"
 #include "xgrad/error.hpp"
 #include "xgrad/thread_pool.hpp"
 
@@ -86,12 +87,23 @@ inline GemmPieces gemm_pieces(std::int64_t m, std::int64_t n, std::int64_t k, st
   return p;
 }
 
+/// What gemm_batch does to each finished part of C: nothing.
+struct NoEpilogue {
+  void operator()(std::int64_t, std::int64_t) const {}
+};
+
 /// `count` products, the i-th of A at a + i * a_step and B at b + i * b_step (a step of 0 shares
 /// the operand) into consecutive C blocks, in the pieces gemm_pieces() chooses, spread over the
-/// pool's threads.
-template <class T>
+/// pool's threads. `epilogue(begin, end)` then runs over every flat range [begin, end) of C, each
+/// element once: right after a piece of whole rows while it is still in cache, or, for pieces of
+/// columns, over ranges cut at multiples of kChunkAlignment once the products are done. With
+/// count == 1 every range starts at a multiple of kGemmBlockAlignment, so an elementwise epilogue
+/// takes each element down the same path (SIMD or scalar tail) as a kernel over the whole of C.
+template <class T, class Epilogue = NoEpilogue>
 void gemm_batch(ThreadPool* pool, bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, std::int64_t k,
-                std::int64_t count, const T* a, std::int64_t a_step, const T* b, std::int64_t b_step, T* c) {
+                std::int64_t count, const T* a, std::int64_t a_step, const T* b, std::int64_t b_step, T* c,
+                Epilogue&& epilogue = {}) {
+  constexpr bool has_epilogue = !std::is_same_v<std::remove_cvref_t<Epilogue>, NoEpilogue>;
   const std::int64_t lda = transpose_a ? m : k, ldb = transpose_b ? k : n;
   const GemmPieces pieces = gemm_pieces(m, n, k, count);
   // Piece p: product p / per_product, rows or columns [first, last) of its C.
@@ -103,16 +115,22 @@ void gemm_batch(ThreadPool* pool, bool transpose_a, bool transpose_b, std::int64
     const T* ai = a + i * a_step + (transpose_a ? r0 : r0 * lda);
     const T* bi = b + i * b_step + (transpose_b ? c0 * ldb : c0);
     gemm(transpose_a, transpose_b, r1 - r0, c1 - c0, k, T(1), ai, lda, bi, ldb, T(0), c + i * m * n + r0 * n + c0, n);
+    if constexpr (has_epilogue) {
+      if (pieces.by_rows) epilogue(i * m * n + r0 * n, i * m * n + r1 * n);
+    }
   };
   const std::int64_t total = count * pieces.per_product;
   const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) * static_cast<double>(count);
   if (pool == nullptr || pool->size() == 1 || total == 1 || flops < 2 * kGemmPieceFlops) {
     for (std::int64_t p = 0; p < total; ++p) piece(p);
-    return;
+  } else {
+    pool->parallel_for(total, [&](std::int64_t first, std::int64_t last) {
+      for (std::int64_t p = first; p < last; ++p) piece(p);
+    });
   }
-  pool->parallel_for(total, [&](std::int64_t first, std::int64_t last) {
-    for (std::int64_t p = first; p < last; ++p) piece(p);
-  });
+  if constexpr (has_epilogue) {
+    if (!pieces.by_rows) parallel_range(pool, count * m * n, epilogue);
+  }
 }
 
 }  // namespace xg::kernels

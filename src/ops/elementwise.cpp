@@ -131,7 +131,9 @@ Grads vjp_rsqrt(const VjpArgs& a) { return {a.grad * (a.output * a.output * a.ou
 Grads vjp_square(const VjpArgs& a) { return {a.grad * x0(a) * 2.0}; }
 Grads vjp_tanh(const VjpArgs& a) { return {a.grad * (1.0 - square(a.output))}; }
 Grads vjp_sigmoid(const VjpArgs& a) { return {a.grad * a.output * (1.0 - a.output)}; }
-Grads vjp_relu(const VjpArgs& a) { return {a.grad * greater(x0(a), detail::scalar_like(x0(a), 0.0))}; }
+// From the output (y > 0 exactly where x > 0): the input need not outlive the forward pass, so the
+// compiler may fuse the activation into the product that makes its input.
+Grads vjp_relu(const VjpArgs& a) { return {a.grad * greater(a.output, detail::scalar_like(a.output, 0.0))}; }
 Grads vjp_erf(const VjpArgs& a) {
   return {a.grad * exp(-square(x0(a))) * std::numbers::inv_sqrtpi * 2.0};
 }

@@ -2,6 +2,7 @@
 // The op table. One OpDef per op, defined next to its shape rule, kernel dispatch and gradient rule
 // in src/ops/<family>.cpp. A Node points at its OpDef; there is no central switch.
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -91,6 +92,15 @@ struct OpDef {
   WorkspaceFn workspace = nullptr;       // null: no scratch
 };
 
+/// The seed of a node's random stream, when its attributes carry one (dropout masks, attention with
+/// dropout): its value depends on the run, so it is never computed ahead of one. The gradient of a
+/// fused op repeats its forward's seed.
+inline std::optional<std::uint64_t> stream_seed(const Attrs& attrs) {
+  if (const auto* d = std::get_if<DropoutAttr>(&attrs)) return d->seed;
+  if (const auto* a = std::get_if<AttentionAttr>(&attrs); a != nullptr && a->dropout > 0.0) return a->seed;
+  return std::nullopt;
+}
+
 /// Copies the first input to the output (reshape and other viewing ops when they cannot view).
 void copy_forward(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext& ctx);
 
@@ -106,6 +116,8 @@ extern const OpDef op_sum, op_max;
 extern const OpDef op_reshape, op_permute, op_broadcast_to, op_slice, op_slice_scatter, op_concat;
 // matmul.cpp
 extern const OpDef op_matmul;
+// fused_matmul.cpp: made by the compiler only (compiler/passes)
+extern const OpDef op_fused_matmul;
 // softmax.cpp
 extern const OpDef op_softmax, op_log_softmax;
 // layer_norm.cpp

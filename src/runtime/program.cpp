@@ -9,6 +9,7 @@
 
 #include "runtime/kernel_environment.hpp"
 #include "runtime/program_impl.hpp"
+#include "xgrad/attr_fields.hpp"
 #include "xgrad/format.hpp"
 
 namespace xg {
@@ -49,6 +50,17 @@ void require_finite(const void* data, const Node& n, int id, std::uint64_t run, 
                                    kind_of(data, n.dtype, at), at, n.shape));
 }
 
+std::vector<std::string_view> split_lines(std::string_view text) {
+  std::vector<std::string_view> lines;
+  while (!text.empty()) {
+    const auto end = text.find('\n');
+    lines.push_back(text.substr(0, end));
+    if (end == std::string_view::npos) break;
+    text.remove_prefix(end + 1);
+  }
+  return lines;
+}
+
 }  // namespace
 
 void Program::run(std::span<const Feed> feeds) {
@@ -77,12 +89,12 @@ void Program::run(std::span<const Feed> feeds) {
   }
   for (const StoredLeaf& leaf : p.leaves) {
     const Node& n = p.nodes[static_cast<std::size_t>(leaf.node)];
-    Tensor& value = p.store->values.at(leaf.node);
+    const Tensor& value = leaf.folded != nullptr ? *leaf.folded : p.store->values.at(leaf.node);
     if (value.dtype() != n.dtype || value.numel() != n.shape.numel()) {
       throw ValueError(fmt::format("run: the value of {} was replaced by {} of {} elements; it must stay {} {}",
                                    describe(n, leaf.node), value.dtype(), value.numel(), n.dtype, n.shape));
     }
-    for (std::size_t k : leaf.operands) p.operands[k].data = value.data();
+    for (std::size_t k : leaf.operands) p.operands[k].data = const_cast<void*>(value.data());  // kernels only read operands
     if (p.check_finite) require_finite(value.data(), n, leaf.node, p.context.run_index, "holds");
   }
   if (p.check_finite) {
@@ -128,7 +140,7 @@ TensorRef Program::view(Var v) const {
   const std::span<const std::size_t> shape(reinterpret_cast<const std::size_t*>(n.shape.dims().data()),
                                            n.shape.dims().size());
   if (p.placement[id].kind == Placement::Kind::stored) {
-    return TensorRef(p.store->values.at(v.id()).data(), n.dtype, shape);
+    return TensorRef(p.stored_value(p.value_of[id]).data(), n.dtype, shape);
   }
   return TensorRef(p.arena + p.placement[id].offset, n.dtype, shape);
 }
@@ -206,16 +218,26 @@ std::uint64_t Program::matmul_flops() const {
   return flops;
 }
 
+const CompileReport& Program::report() const { return impl_->report; }
+
 std::string Program::dump() const {
   const Impl& p = *impl_;
   std::string out;
+  const std::string summary = p.report.summary();
+  for (std::string_view line : split_lines(summary)) out += fmt::format("# {}\n", line);
   for (std::size_t id = 0; id < p.nodes.size(); ++id) {
     const Node& n = p.nodes[id];
     const Placement& at = p.placement[id];
     if (at.kind == Placement::Kind::none) continue;
+    if (p.value_of[id] != static_cast<int>(id)) {
+      out += fmt::format("%{:<4} = %{}\n", id, p.value_of[id]);
+      continue;
+    }
+    const std::string attrs = attrs_text(n.attrs);
     const std::string where = at.kind == Placement::Kind::arena ? fmt::format("arena+{}", at.offset) : "stored";
-    out += fmt::format("%{:<4} {:<14} {:<4} {:<16} ({}) {}{}\n", id, n.op_name(), n.dtype, to_string(n.shape),
-                       fmt::join(n.inputs, ", "), where, p.is_output[id] ? " output" : "");
+    out += fmt::format("%{:<4} {:<14} {:<4} {:<16} ({}) {}{}{}\n", id, n.op_name(), n.dtype, to_string(n.shape),
+                       fmt::join(n.inputs, ", "), attrs.empty() ? "" : fmt::format("{{{}}} ", attrs), where,
+                       p.is_output[id] ? " output" : "");
   }
   return out;
 }

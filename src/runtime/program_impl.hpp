@@ -2,10 +2,12 @@
 // What compile() hands to the runtime: the nodes, the flat step list and the arena.
 #include <cstddef>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "ops/op_def.hpp"
 #include "xgrad/compile.hpp"
+#include "xgrad/compile_report.hpp"
 
 namespace xg {
 
@@ -36,11 +38,15 @@ struct InputSlot {
 struct StoredLeaf {
   int node = 0;
   std::vector<std::size_t> operands;
+  const Tensor* folded = nullptr;  // a constant the compiler computed; else the graph's value store
 };
 
 struct Program::Impl {
-  std::vector<Node> nodes;  // the graph's nodes up to the last one the outputs use
+  std::vector<Node> nodes;  // the graph's nodes up to the last one the outputs use, as the passes left them
+  std::vector<int> value_of;  // per node: the node that holds its value (itself unless a pass merged it)
   std::shared_ptr<ValueStore> store;
+  std::unordered_map<int, Tensor> folded;  // constants computed at compile time (fold_constants)
+  CompileReport report;
   std::vector<Placement> placement;  // per node
   std::vector<bool> is_output;       // per node
   std::vector<Step> steps;
@@ -59,6 +65,8 @@ struct Program::Impl {
   std::uint64_t profiled_runs = 0;
 
   Buffer arena_buffer(int node);
+  /// The value of a stored node (parameter, constant, folded constant).
+  const Tensor& stored_value(int node) const;
 };
 
 /// The code generator's view of a compiled Program.

@@ -1,0 +1,40 @@
+#pragma once
+// What compile()'s optimizing passes did to a program: kernel calls and memory traffic before and
+// after, and each rewrite by name.
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace xg {
+
+/// Which passes compile() runs. All are on by default; each keeps results bit for bit (none
+/// reassociates or changes an operation's rounding).
+struct CompilePasses {
+  bool fold_constants = true;  // values that depend on constants only are computed once, at compile time
+  bool simplify = true;        // identities (x*1, x/1, x-0, reshape and permute chains, absorbed broadcasts)
+  bool eliminate_common_subexpressions = true;
+  bool fuse_epilogues = true;  // bias, activation and residual adds run inside the matrix product
+  static CompilePasses none() { return {false, false, false, false}; }
+};
+
+struct PassReport {
+  std::string name;
+  std::size_t rewrites = 0;
+  std::vector<std::string> changes;  // one line per rewrite, naming the nodes
+};
+
+/// Counts over the nodes the outputs need. "Memory bytes" are the bytes read and written by the
+/// kernels that are not matrix products (a fused product's epilogue counts its residual, which it
+/// reads from memory; the rest of its work happens on the product while it is in cache).
+struct CompileReport {
+  std::size_t nodes_before = 0, nodes_after = 0;
+  std::size_t kernel_calls_before = 0, kernel_calls_after = 0;
+  std::size_t memory_bytes_before = 0, memory_bytes_after = 0;
+  std::vector<PassReport> passes;
+  double milliseconds = 0.0;  // the whole of compile()
+
+  /// A few lines: the counts, then each pass's rewrites (all of them when `every_change`).
+  std::string summary(bool every_change = false) const;
+};
+
+}  // namespace xg

@@ -1,0 +1,221 @@
+// The optimizing passes of compile(): each rewrite on a small graph (what it removes, what it must
+// leave alone), and the promise that they change no bit: every model family's training values
+// with all passes on equal those with none, in f32 and f64, with 1, 2 and 3 threads. (Generated
+// models compile with the passes on; test_generated.cpp checks them bit for bit against Programs.)
+#include <cmath>
+#include <cstring>
+#include <memory>
+
+#include <doctest/doctest.h>
+
+#include "trained_model.hpp"
+#include "xgrad/xgrad.hpp"
+
+using namespace xg;
+
+namespace {
+
+std::size_t rewrites(const Program& p, std::string_view pass) {
+  for (const PassReport& r : p.report().passes) {
+    if (r.name == pass) return r.rewrites;
+  }
+  return 0;
+}
+
+/// Scheduled nodes of op `op` in a Program's dump (its lines after the passes' "# " summary).
+std::size_t scheduled(const Program& p, std::string_view op) {
+  const std::string dump = p.dump();
+  std::size_t n = 0;
+  for (std::size_t start = 0; start < dump.size();) {
+    const std::size_t end = std::min(dump.find('\n', start), dump.size());
+    const std::string_view line(dump.data() + start, end - start);
+    if (line.starts_with("%") && line.find(fmt::format(" {} ", op)) != std::string_view::npos) ++n;
+    start = end + 1;
+  }
+  return n;
+}
+
+template <class T>
+bool same_bits(const Tensor& a, const Tensor& b) {
+  return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.numel()) * sizeof(T)) == 0;
+}
+
+xt::xarray<float> ramp(std::vector<std::size_t> shape, float scale) {
+  xt::xarray<float> x = xt::zeros<float>(shape);
+  for (std::size_t i = 0; i < x.size(); ++i) x.flat(i) = scale * static_cast<float>((static_cast<int>(i * 37 % 23) - 11));
+  return x;
+}
+
+}  // namespace
+
+TEST_CASE("common subexpressions are computed once, and an output merged away is still readable") {
+  Graph g;
+  const Var x = g.input("x", {4, 8});
+  const Var a = exp(x), b = exp(x);
+  const Var y = a * b;
+  const xt::xarray<float> xv = ramp({4, 8}, 0.1f);
+  Program on = compile(g, {y, b});
+  Program off = compile(g, {y, b}, {.passes = CompilePasses::none()});
+  CHECK(rewrites(on, "eliminate_common_subexpressions") == 1);
+  CHECK(on.steps() == off.steps() - 1);
+  on.run({{x, xv}});
+  off.run({{x, xv}});
+  CHECK(same_bits<float>(on.get(y), off.get(y)));
+  CHECK(same_bits<float>(on.get(b), off.get(b)));  // b is a's value now
+  CHECK(on.dump().find("= %") != std::string::npos);
+}
+
+TEST_CASE("simplify: exact identities go, inexact ones stay") {
+  Graph g;
+  const Var x = g.input("x", {4, 8});
+  CHECK(compile(g, {x * 1.0}).steps() == 0);
+  CHECK(compile(g, {x / 1.0}).steps() == 0);
+  CHECK(compile(g, {x - 0.0}).steps() == 0);
+  CHECK(compile(g, {x + -0.0}).steps() == 0);
+  CHECK(compile(g, {x + 0.0}).steps() == 1);   // -0 + +0 is +0: not x
+  CHECK(compile(g, {x * 2.0}).steps() == 1);
+  CHECK(compile(g, {x - -0.0}).steps() == 1);  // -0 - -0 is +0
+  // Shape changes are not identities: (4, 8) * ones(3, 4, 8) broadcasts x.
+  const Var ones = g.constant(Tensor(xt::xarray<float>(xt::ones<float>({3, 4, 8}))));
+  CHECK(compile(g, {x * ones}).steps() == 1);
+  // A permute undone, a reshape of a reshape, an identity broadcast.
+  const Var back = permute(permute(x, {1, 0}), {1, 0});
+  Program p = compile(g, {exp(back)});
+  CHECK(p.steps() == 1);
+  CHECK(rewrites(p, "simplify") >= 1);
+}
+
+TEST_CASE("simplify: a broadcast feeding an op that broadcasts is absorbed, with the same bits") {
+  Graph g;
+  const Var x = g.input("x", {4, 8});
+  const Var s = g.input("s", {1, 8});
+  const Var y = broadcast_to(s, {4, 8}) * x;
+  const xt::xarray<float> xv = ramp({4, 8}, 0.3f), sv = ramp({1, 8}, 0.7f);
+  Program on = compile(g, {y});
+  Program off = compile(g, {y}, {.passes = CompilePasses::none()});
+  CHECK(on.steps() == 1);
+  CHECK(off.steps() == 2);
+  on.run({{x, xv}, {s, sv}});
+  off.run({{x, xv}, {s, sv}});
+  CHECK(same_bits<float>(on.get(y), off.get(y)));
+}
+
+TEST_CASE("constant folding computes constant-only values once, with the run's own kernels") {
+  Graph g(0, DType::f64);
+  const Var x = g.input("x", {3});
+  const Var c = g.constant(Tensor(xt::xarray<double>{0.25, -1.5, 3.0}));
+  const Var y = x * exp(tanh(c));
+  Program on = compile(g, {y});
+  Program off = compile(g, {y}, {.passes = CompilePasses::none()});
+  CHECK(rewrites(on, "fold_constants") == 2);
+  CHECK(on.steps() == 1);
+  CHECK(off.steps() == 3);
+  const xt::xarray<double> xv{2.0, 3.0, -1.0};
+  on.run({{x, xv}});
+  off.run({{x, xv}});
+  CHECK(same_bits<double>(on.get(y), off.get(y)));
+  CHECK(on.get<double>(y)(0) == doctest::Approx(2.0 * std::exp(std::tanh(0.25))).epsilon(1e-15));
+}
+
+TEST_CASE("constant folding leaves dropout alone: its mask depends on the run") {
+  Graph g;
+  const Var c = g.constant(Tensor(xt::xarray<float>(xt::ones<float>({64}))));
+  const Var y = dropout(c, 0.5);
+  Program p = compile(g, {y});
+  CHECK(rewrites(p, "fold_constants") == 0);
+  p.set_training(true);
+  p.run({});
+  const auto first = p.get<float>(y);
+  p.run({});
+  CHECK(first != p.get<float>(y));
+}
+
+TEST_CASE("epilogue fusion: bias, activation and residual run inside the product, bit for bit") {
+  for (DType dtype : {DType::f32, DType::f64}) {
+    CAPTURE(dtype);
+    Graph g(3, dtype);
+    // 200 rows: the product is cut into pieces, and 200 * 72 leaves a scalar tail after SIMD batches.
+    const Var x = g.input("x", {4, 50, 48});
+    const Var r = g.input("r", {4, 50, 72});
+    const Var w = g.param("w", {48, 72}, Init::normal(0.0, 0.2));
+    const Var bias = g.param("b", {72}, Init::normal(0.0, 0.5));
+    const Var relu_out = relu(matmul(x, w) + bias) + r;
+    const Var w2 = g.param("w2", {72, 48}, Init::normal(0.0, 0.2));
+    const Var gelu_out = gelu(matmul(relu_out, w2, false, false), GeluApprox::tanh);
+    const std::vector<Var> outputs{relu_out, gelu_out};
+    Program on = compile(g, outputs, {.threads = 2});
+    Program off = compile(g, outputs, {.threads = 2, .passes = CompilePasses::none()});
+    CHECK(rewrites(on, "fuse_epilogues") == 2);
+    CHECK(scheduled(on, "fused_matmul") == 2);
+    CHECK(scheduled(on, "matmul") == 0);
+    CHECK(on.dump().find("activation=relu, residual=true") != std::string::npos);
+    CHECK(on.steps() == 2);
+    CHECK(off.steps() == 6);
+    CHECK(on.report().kernel_calls_before == 6);
+    CHECK(on.report().kernel_calls_after == 2);
+    CHECK(on.report().memory_bytes_after < on.report().memory_bytes_before);
+    std::mt19937 rng(5);
+    std::normal_distribution<double> normal;
+    xt::xarray<double> xv = xt::zeros<double>({4, 50, 48}), rv = xt::zeros<double>({4, 50, 72});
+    for (auto& v : xv) v = normal(rng);
+    for (auto& v : rv) v = normal(rng);
+    const Tensor x_value = dtype == DType::f32 ? Tensor(xt::xarray<float>(xv)) : Tensor(xv);
+    const Tensor r_value = dtype == DType::f32 ? Tensor(xt::xarray<float>(rv)) : Tensor(rv);
+    on.run({{x, x_value}, {r, r_value}});
+    off.run({{x, x_value}, {r, r_value}});
+    for (Var v : outputs) {
+      const Tensor a = on.get(v), b = off.get(v);
+      CHECK(std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.numel()) * size_of(dtype)) == 0);
+    }
+  }
+}
+
+TEST_CASE("epilogue fusion keeps a value another op still reads") {
+  Graph g;
+  const Var x = g.input("x", {64, 32});
+  const Var w = g.param("w", {32, 32}, Init::normal(0.0, 0.2));
+  const Var b = g.param("b", {32}, Init::zeros());
+  const Var pre = matmul(x, w) + b;
+  const Var y = gelu(pre) * pre;  // the activation's input is read again: only the bias fuses
+  Program p = compile(g, {y});
+  CHECK(rewrites(p, "fuse_epilogues") == 1);
+  CHECK(p.dump().find("activation=none") != std::string::npos);
+}
+
+namespace {
+
+void check_passes_change_no_bit(std::string_view family, std::string_view config) {
+  for (std::string_view dtype : {"f32", "f64"}) {
+    CAPTURE(dtype);
+    testing::TrainedModel model(family, fmt::format("{} dtype={}", config, dtype));
+    const auto unoptimized = model.run(std::make_shared<ThreadPool>(1), CompilePasses::none());
+    for (int threads : {1, 2, 3}) {
+      CAPTURE(threads);
+      const auto optimized = model.run(std::make_shared<ThreadPool>(threads));
+      REQUIRE(optimized.size() == unoptimized.size());
+      for (std::size_t k = 0; k < optimized.size(); ++k) {
+        CAPTURE(k);
+        CHECK(optimized[k] == unoptimized[k]);
+      }
+    }
+    // The passes did something: fewer kernel calls than the graph has.
+    Program p = compile(model.graph, model.outputs);
+    CHECK(p.report().kernel_calls_after < p.report().kernel_calls_before);
+  }
+}
+
+// Big enough that products are cut into pieces and elementwise ops split across threads.
+constexpr std::string_view kDecoder = "vocab=64 d_model=64 heads=4 d_ff=256 layers=2 batch=4 seq=64 dropout=0.1";
+constexpr std::string_view kEncoder =
+    "vocab=64 classes=5 d_model=64 heads=4 d_ff=256 layers=2 batch=4 seq=64 dropout=0.1 activation=gelu";
+constexpr std::string_view kSeq2seq =
+    "src_vocab=40 tgt_vocab=48 d_model=64 heads=4 d_ff=256 encoder_layers=1 decoder_layers=1 batch=4 src_len=48 "
+    "tgt_len=40 dropout=0.1";
+
+}  // namespace
+
+TEST_CASE("the passes change no bit of training: decoder LM") { check_passes_change_no_bit("decoder_lm", kDecoder); }
+TEST_CASE("the passes change no bit of training: encoder classifier") {
+  check_passes_change_no_bit("encoder_classifier", kEncoder);
+}
+TEST_CASE("the passes change no bit of training: encoder-decoder") { check_passes_change_no_bit("seq2seq", kSeq2seq); }

@@ -1,0 +1,51 @@
+#pragma once
+// A model of one of graph/'s families with its objective and every parameter gradient, and one
+// batch of random feeds: what the thread and compiler-pass tests run and compare bit for bit.
+#include <cstddef>
+#include <memory>
+#include <random>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "graph/registry.hpp"
+#include "xgrad/xgrad.hpp"
+
+namespace xg::testing {
+
+struct TrainedModel {
+  models::ModelRecipe recipe;
+  Graph graph;
+  std::vector<Var> outputs;  // the objective, then the gradients
+  std::mt19937 rng{3};
+  std::unique_ptr<models::RandomInputs> inputs;
+  std::span<const Feed> feeds;
+
+  TrainedModel(std::string_view family, std::string_view config)
+      : recipe(models::parse_recipe(family, config)), graph(7, recipe.float_type) {
+    const models::BuiltModel built = models::build_model(graph, recipe);
+    outputs.push_back(built.objective);
+    for (Var g : grad(graph, built.objective, graph.params())) outputs.push_back(g);
+    inputs = std::make_unique<models::RandomInputs>(recipe, graph, rng);
+    feeds = inputs->feeds();
+  }
+
+  /// The raw bytes of every output after two training-mode runs (dropout on) with `pool` and the
+  /// compiler passes `passes`.
+  std::vector<std::vector<std::byte>> run(std::shared_ptr<ThreadPool> pool, CompilePasses passes = {}) {
+    Program p = compile(graph, outputs, {.pool = std::move(pool), .passes = passes});
+    p.set_training(true);
+    std::vector<std::vector<std::byte>> bytes;
+    for (int r = 0; r < 2; ++r) {
+      p.run(feeds);
+      for (Var v : outputs) {
+        const TensorRef t = p.view(v);
+        const auto* data = static_cast<const std::byte*>(t.data);
+        bytes.emplace_back(data, data + t.numel() * size_of(t.dtype));
+      }
+    }
+    return bytes;
+  }
+};
+
+}  // namespace xg::testing
