@@ -46,7 +46,7 @@ class Describe {
   AttrDescription operator()(const AttentionAttr& a) const {
     return {"AttentionAttr",
             {{"scale", real(a.scale)}, {"dropout", real(a.dropout)}, {"seed", seed(a.seed)}, {"has_bias", flag(a.has_bias)},
-             {"bias_grad", flag(a.bias_grad)}, {"causal", flag(a.causal)}}};
+             {"bias_grad", flag(a.bias_grad)}, {"causal", flag(a.causal)}, {"sequence_major", flag(a.sequence_major)}}};
   }
   AttrDescription operator()(const Init& a) const {
     constexpr std::string_view kinds[] = {"constant", "normal", "uniform"};

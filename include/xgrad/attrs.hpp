@@ -86,6 +86,10 @@ struct AttentionAttr {
   bool has_bias = false;
   bool bias_grad = false;
   bool causal = false;  // query i sees keys j <= i only (as a blocking bias above the diagonal would)
+  /// q, k, v, the output and their gradients are (B, S, H, d), not (B, H, S, d): set by the
+  /// compiler when the graph permuted the projections' output into heads and back
+  /// (compiler/passes/sequence_major_attention.cpp), never by a builder.
+  bool sequence_major = false;
   bool operator==(const AttentionAttr&) const = default;
 };
 

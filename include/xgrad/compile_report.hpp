@@ -13,8 +13,9 @@ struct CompilePasses {
   bool fold_constants = true;  // values that depend on constants only are computed once, at compile time
   bool simplify = true;        // identities (x*1, x/1, x-0, reshape and permute chains, absorbed broadcasts)
   bool eliminate_common_subexpressions = true;
+  bool sequence_major_attention = true;  // attention reads and writes (B, S, H, d): no head permutes
   bool fuse_epilogues = true;  // bias, activation and residual adds run inside the matrix product
-  static CompilePasses none() { return {false, false, false, false}; }
+  static CompilePasses none() { return {false, false, false, false, false}; }
 };
 
 struct PassReport {

@@ -22,11 +22,21 @@
 namespace xg::kernels {
 
 /// q (heads, q_len, qk_dim), k (heads, k_len, qk_dim), v (heads, k_len, v_dim), all contiguous;
-/// `heads` counts batch x heads.
+/// `heads` counts batch x heads. Sequence-major: q, k, v, the output and the gradients are (batch,
+/// len, heads_per_batch, dim) instead, the layout the projections produce, so that no permute is needed.
 struct AttentionShape {
   std::int64_t heads = 0, q_len = 0, k_len = 0, qk_dim = 0, v_dim = 0;
   std::int64_t heads_per_batch = 1;  // to split a flat head index into (batch, head) for the bias
   bool causal = false;               // keys j > i get kBlockedScore added, as by an (Sq, Sk) bias
+  bool sequence_major = false;
+
+  /// Where head `head`'s first row starts in a per-head array of `len` rows of `dim` elements.
+  std::int64_t head_start(std::int64_t head, std::int64_t len, std::int64_t dim) const {
+    if (!sequence_major) return head * len * dim;
+    return (head / heads_per_batch) * len * heads_per_batch * dim + (head % heads_per_batch) * dim;
+  }
+  /// The distance between consecutive rows of one head in such an array.
+  std::int64_t row_stride(std::int64_t dim) const { return sequence_major ? heads_per_batch * dim : dim; }
 };
 
 /// Query rows per block and keys per tile: a tile of scores stays in L2 and the GEMMs on it stay
@@ -88,12 +98,12 @@ inline std::int64_t attention_backward_scratch(const AttentionShape& s, bool dro
 
 namespace detail {
 
-/// scores (rows x cols, row stride cols) = scale * q_block k_tile^T + bias.
+/// scores (rows x cols, row stride cols) = scale * q_block k_tile^T + bias, for one head's q and k.
 template <class T>
 void tile_scores(const AttentionShape& s, std::int64_t head, std::int64_t i0, std::int64_t rows, std::int64_t j0,
                  std::int64_t cols, const T* q, const T* k, const BiasView<T>& bias, T scale, T* scores) {
-  gemm(false, true, rows, cols, s.qk_dim, scale, q + i0 * s.qk_dim, s.qk_dim, k + j0 * s.qk_dim, s.qk_dim, T(0), scores,
-       cols);
+  const std::int64_t ld = s.row_stride(s.qk_dim);
+  gemm(false, true, rows, cols, s.qk_dim, scale, q + i0 * ld, ld, k + j0 * ld, ld, T(0), scores, cols);
   if (bias.data != nullptr) {
     for (std::int64_t r = 0; r < rows; ++r) {
       T* row = scores + r * cols;
@@ -120,15 +130,16 @@ void flash_attention_forward(const AttentionShape& s, const T* q, const T* k, co
                              std::int64_t first, std::int64_t last) {
   constexpr T lowest = -std::numeric_limits<T>::infinity();
   T* scores = scratch;
+  const std::int64_t lv = s.row_stride(s.v_dim);
   for (std::int64_t head = first; head < last; ++head) {
-    const T* qh = q + head * s.q_len * s.qk_dim;
-    const T* kh = k + head * s.k_len * s.qk_dim;
-    const T* vh = v + head * s.k_len * s.v_dim;
-    T* oh = out + head * s.q_len * s.v_dim;
+    const T* qh = q + s.head_start(head, s.q_len, s.qk_dim);
+    const T* kh = k + s.head_start(head, s.k_len, s.qk_dim);
+    const T* vh = v + s.head_start(head, s.k_len, s.v_dim);
+    T* oh = out + s.head_start(head, s.q_len, s.v_dim);
     T* mh = row_max + head * s.q_len;
     T* lh = row_sum + head * s.q_len;
     if (s.k_len == 0) {  // softmax over no keys: an empty sum, as the unfused matmul gives
-      std::fill(oh, oh + s.q_len * s.v_dim, T(0));
+      for (std::int64_t i = 0; i < s.q_len; ++i) std::fill(oh + i * lv, oh + i * lv + s.v_dim, T(0));
       std::fill(mh, mh + s.q_len, T(0));
       std::fill(lh, lh + s.q_len, T(1));
       continue;
@@ -154,16 +165,15 @@ void flash_attention_forward(const AttentionShape& s, const T* q, const T* k, co
           lh[i0 + r] = lh[i0 + r] * rescale + reduce_sum(p, cols);
           mh[i0 + r] = current;
           if (j0 > 0 && rescale != T(1)) {
-            T* o = oh + (i0 + r) * s.v_dim;
+            T* o = oh + (i0 + r) * lv;
             map_unary(o, o, s.v_dim, [rescale](auto x) { return x * decltype(x)(rescale); });
           }
           if (dropout.active()) dropout.apply_row(s, head, i0 + r, j0, cols, p);
         }
-        gemm(false, false, rows, s.v_dim, cols, T(1), scores, cols, vh + j0 * s.v_dim, s.v_dim, j0 == 0 ? T(0) : T(1),
-             oh + i0 * s.v_dim, s.v_dim);
+        gemm(false, false, rows, s.v_dim, cols, T(1), scores, cols, vh + j0 * lv, lv, j0 == 0 ? T(0) : T(1), oh + i0 * lv, lv);
       }
       for (std::int64_t r = 0; r < rows; ++r) {
-        T* o = oh + (i0 + r) * s.v_dim;
+        T* o = oh + (i0 + r) * lv;
         const T inverse = T(1) / lh[i0 + r];
         map_unary(o, o, s.v_dim, [inverse](auto x) { return x * decltype(x)(inverse); });
       }
@@ -184,22 +194,26 @@ void flash_attention_backward(const AttentionShape& s, const T* q, const T* k, c
   T* probs = scratch + s.q_len;    // P, recomputed from the row statistics
   T* d_scores = probs + tile;      // dropped P for dV, then dP, then dS
   T* mask = d_scores + tile;       // keep_scale or 0 (dropout only)
+  const std::int64_t lqk = s.row_stride(s.qk_dim), lv = s.row_stride(s.v_dim);
+  const auto zero_rows = [](T* data, std::int64_t rows, std::int64_t dim, std::int64_t stride) {
+    for (std::int64_t i = 0; i < rows; ++i) std::fill(data + i * stride, data + i * stride + dim, T(0));
+  };
   for (std::int64_t head = first; head < last; ++head) {
-    const T* qh = q + head * s.q_len * s.qk_dim;
-    const T* kh = k + head * s.k_len * s.qk_dim;
-    const T* vh = v + head * s.k_len * s.v_dim;
-    const T* doh = d_out + head * s.q_len * s.v_dim;
+    const T* qh = q + s.head_start(head, s.q_len, s.qk_dim);
+    const T* kh = k + s.head_start(head, s.k_len, s.qk_dim);
+    const T* vh = v + s.head_start(head, s.k_len, s.v_dim);
+    const T* oh = out + s.head_start(head, s.q_len, s.v_dim);
+    const T* doh = d_out + s.head_start(head, s.q_len, s.v_dim);
     const T* mh = row_max + head * s.q_len;
     const T* lh = row_sum + head * s.q_len;
-    T* dqh = d_q + head * s.q_len * s.qk_dim;
-    T* dkh = d_k + head * s.k_len * s.qk_dim;
-    T* dvh = d_v + head * s.k_len * s.v_dim;
-    std::fill(dqh, dqh + s.q_len * s.qk_dim, T(0));
-    std::fill(dkh, dkh + s.k_len * s.qk_dim, T(0));
-    std::fill(dvh, dvh + s.k_len * s.v_dim, T(0));
+    T* dqh = d_q + s.head_start(head, s.q_len, s.qk_dim);
+    T* dkh = d_k + s.head_start(head, s.k_len, s.qk_dim);
+    T* dvh = d_v + s.head_start(head, s.k_len, s.v_dim);
+    zero_rows(dqh, s.q_len, s.qk_dim, lqk);
+    zero_rows(dkh, s.k_len, s.qk_dim, lqk);
+    zero_rows(dvh, s.k_len, s.v_dim, lv);
     for (std::int64_t i = 0; i < s.q_len; ++i) {
-      const T* o = out + (head * s.q_len + i) * s.v_dim;
-      row_dot[i] = reduce_binary(o, doh + i * s.v_dim, s.v_dim, [](auto x, auto y) { return x * y; });
+      row_dot[i] = reduce_binary(oh + i * lv, doh + i * lv, s.v_dim, [](auto x, auto y) { return x * y; });
     }
     for (std::int64_t j0 = 0; j0 < s.k_len; j0 += kKeyTile) {
       const std::int64_t cols = std::min(kKeyTile, s.k_len - j0);
@@ -219,11 +233,10 @@ void flash_attention_backward(const AttentionShape& s, const T* q, const T* k, c
           }
         }
         // dV_j += Z^T dO_i with Z the probabilities as used (after dropout).
-        gemm(true, false, cols, s.v_dim, rows, T(1), dropout.active() ? d_scores : probs, cols, doh + i0 * s.v_dim,
-             s.v_dim, T(1), dvh + j0 * s.v_dim, s.v_dim);
+        gemm(true, false, cols, s.v_dim, rows, T(1), dropout.active() ? d_scores : probs, cols, doh + i0 * lv, lv, T(1),
+             dvh + j0 * lv, lv);
         // dP = (dO_i V_j^T) * mask, then dS = P * (dP - D_i).
-        gemm(false, true, rows, cols, s.v_dim, T(1), doh + i0 * s.v_dim, s.v_dim, vh + j0 * s.v_dim, s.v_dim, T(0),
-             d_scores, cols);
+        gemm(false, true, rows, cols, s.v_dim, T(1), doh + i0 * lv, lv, vh + j0 * lv, lv, T(0), d_scores, cols);
         for (std::int64_t r = 0; r < rows; ++r) {
           T* ds = d_scores + r * cols;
           const T* p = probs + r * cols;
@@ -237,10 +250,8 @@ void flash_attention_backward(const AttentionShape& s, const T* q, const T* k, c
           if (d_bias.col_stride == 0) *db += reduce_sum(ds, cols);
           else map_binary(db, 1, ds, 1, db, cols, [](auto x, auto y) { return x + y; });
         }
-        gemm(false, false, rows, s.qk_dim, cols, scale, d_scores, cols, kh + j0 * s.qk_dim, s.qk_dim, T(1),
-             dqh + i0 * s.qk_dim, s.qk_dim);
-        gemm(true, false, cols, s.qk_dim, rows, scale, d_scores, cols, qh + i0 * s.qk_dim, s.qk_dim, T(1),
-             dkh + j0 * s.qk_dim, s.qk_dim);
+        gemm(false, false, rows, s.qk_dim, cols, scale, d_scores, cols, kh + j0 * lqk, lqk, T(1), dqh + i0 * lqk, lqk);
+        gemm(true, false, cols, s.qk_dim, rows, scale, d_scores, cols, qh + i0 * lqk, lqk, T(1), dkh + j0 * lqk, lqk);
       }
     }
   }

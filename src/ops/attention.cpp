@@ -22,8 +22,9 @@ namespace {
 
 constexpr std::string_view kOp = "scaled_dot_product_attention";
 
-kernels::AttentionShape attention_shape(const Shape& q, const Shape& k, const Shape& v, bool causal) {
-  return {q[0] * q[1], q[2], k[2], q[3], v[3], q[1], causal};
+kernels::AttentionShape attention_shape(const Shape& q, const Shape& k, const Shape& v, const AttentionAttr& attr) {
+  if (attr.sequence_major) return {q[0] * q[2], q[1], k[1], q[3], v[3], q[2], attr.causal, true};
+  return {q[0] * q[1], q[2], k[2], q[3], v[3], q[1], attr.causal, false};
 }
 
 /// Calls work(first_head, last_head, slot) on disjoint head ranges, one per scratch slot of the
@@ -74,7 +75,7 @@ std::int64_t slot_scratch(const Node& node, const kernels::AttentionShape& s) {
 
 kernels::AttentionShape attention_shape_of(const Node& node, std::span<const Node> nodes) {
   const auto shape = [&](std::size_t k) -> const Shape& { return nodes[static_cast<std::size_t>(node.inputs[k])].shape; };
-  return attention_shape(shape(0), shape(1), shape(2), std::get<AttentionAttr>(node.attrs).causal);
+  return attention_shape(shape(0), shape(1), shape(2), std::get<AttentionAttr>(node.attrs));
 }
 
 std::size_t attention_workspace(const Node& node, std::span<const Node> nodes, int threads) {
@@ -110,7 +111,7 @@ kernels::DropoutStream dropout_stream(const AttentionAttr& attr, const RunContex
 // in: q, k, v[, bias]
 void attention_forward_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext& ctx) {
   const auto& attr = std::get<AttentionAttr>(node.attrs);
-  const kernels::AttentionShape s = attention_shape(*in[0].shape, *in[1].shape, *in[2].shape, attr.causal);
+  const kernels::AttentionShape s = attention_shape(*in[0].shape, *in[1].shape, *in[2].shape, attr);
   const RecordLayout layout = record_layout(s, 0);
   visit_float(out.dtype, [&]<class T>() {
     T* record = out.as<T>();
@@ -128,7 +129,7 @@ void attention_forward_kernel(const Node& node, std::span<const Buffer> in, cons
 // in: q, k, v[, bias], forward record, dO
 void attention_backward_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext& ctx) {
   const auto& attr = std::get<AttentionAttr>(node.attrs);
-  const kernels::AttentionShape s = attention_shape(*in[0].shape, *in[1].shape, *in[2].shape, attr.causal);
+  const kernels::AttentionShape s = attention_shape(*in[0].shape, *in[1].shape, *in[2].shape, attr);
   const std::size_t record_at = attr.has_bias ? 4 : 3;
   const std::int64_t bias_grad_numel = attr.bias_grad ? in[3].numel() : 0;
   const RecordLayout layout = record_layout(s, bias_grad_numel);
@@ -184,7 +185,7 @@ std::vector<Var> vjp_attention(const VjpArgs& a) {
   }
   operands.push_back(record);
   operands.push_back(a.grad);
-  const RecordLayout layout = record_layout(attention_shape(q.shape(), k.shape(), v.shape(), attr.causal), bias_grad_numel);
+  const RecordLayout layout = record_layout(attention_shape(q.shape(), k.shape(), v.shape(), attr), bias_grad_numel);
   const Var grads = a.graph.add_node(op_attention_backward, operands, attr, q.dtype(), Shape{layout.backward_total});
   std::vector<Var> result{Var{}, detail::record_part(grads, layout.d_q, q.shape()), detail::record_part(grads, layout.d_k, k.shape()),
                           detail::record_part(grads, layout.d_v, v.shape())};
@@ -198,11 +199,9 @@ std::vector<Var> vjp_attention(const VjpArgs& a) {
 /// dK backward. The backward pass's recomputation of q k^T is not counted, so that the figure stays
 /// the model's work and rates compare with the unfused path's.
 std::uint64_t attention_flops(const Node& n, std::span<const Node> nodes) {
-  const Shape& q = nodes[static_cast<std::size_t>(n.inputs[0])].shape;
-  const Shape& k = nodes[static_cast<std::size_t>(n.inputs[1])].shape;
-  const Shape& v = nodes[static_cast<std::size_t>(n.inputs[2])].shape;
-  const auto scores = static_cast<std::uint64_t>(q[0] * q[1] * q[2] * k[2]);
-  const auto qk = static_cast<std::uint64_t>(q[3]), pv = static_cast<std::uint64_t>(v[3]);
+  const kernels::AttentionShape s = attention_shape_of(n, nodes);
+  const auto scores = static_cast<std::uint64_t>(s.heads * s.q_len * s.k_len);
+  const auto qk = static_cast<std::uint64_t>(s.qk_dim), pv = static_cast<std::uint64_t>(s.v_dim);
   return n.op == &op_attention ? 2 * scores * (qk + pv) : 2 * scores * (2 * qk + 2 * pv);
 }
 
@@ -266,7 +265,7 @@ Var scaled_dot_product_attention(Var q, Var k, Var v, std::optional<Var> bias, d
   }
   // A seed only when dropout is on, as dropout() draws one: graphs keep their parameter streams.
   const AttentionAttr attr{scale, dropout_p, dropout_p > 0.0 ? g.next_seed() : 0, bias.has_value(), false, causal};
-  const RecordLayout layout = record_layout(attention_shape(qs, ks, vs, causal), 0);
+  const RecordLayout layout = record_layout(attention_shape(qs, ks, vs, attr), 0);
   const Var record = detail::add_node(op_attention, operands, attr, q.dtype(), Shape{layout.forward_total});
   operands.insert(operands.begin(), record);
   return detail::add_node(op_attention_output, operands, attr, q.dtype(), Shape{qs[0], qs[1], qs[2], vs[3]});

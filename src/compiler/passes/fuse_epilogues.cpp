@@ -11,21 +11,19 @@ namespace xg {
 
 namespace {
 
-/// The one node reading `id`, when exactly one needed node does and `id` is not an output.
-std::optional<int> sole_reader(const ProgramGraph& graph, const std::vector<int>& uses, const std::vector<bool>& needed, int id) {
-  if (uses[static_cast<std::size_t>(id)] != 1) return std::nullopt;
-  for (int reader = id + 1; reader < graph.size(); ++reader) {
-    if (!needed[static_cast<std::size_t>(reader)]) continue;
-    const auto& in = graph.node(reader).inputs;
-    if (std::find(in.begin(), in.end(), id) != in.end()) return reader;
-  }
-  return std::nullopt;
+/// The one node reading `id`, when exactly one needed node does, once, and `id` is not an output.
+std::optional<int> sole_reader(const std::vector<std::vector<int>>& readers, const std::vector<int>& uses, int id) {
+  // One use in all, and it is a reader's (not the graph's outputs').
+  const auto& r = readers[static_cast<std::size_t>(id)];
+  if (uses[static_cast<std::size_t>(id)] != 1 || r.size() != 1) return std::nullopt;
+  return r.front();
 }
 
 /// Follows reshapes (views of the same row-major data) from `id` to the next op that reads it.
-std::optional<int> next_op(const ProgramGraph& graph, const std::vector<int>& uses, const std::vector<bool>& needed, int id) {
-  std::optional<int> reader = sole_reader(graph, uses, needed, id);
-  while (reader && graph.node(*reader).op == &op_reshape) reader = sole_reader(graph, uses, needed, *reader);
+std::optional<int> next_op(const ProgramGraph& graph, const std::vector<std::vector<int>>& readers, const std::vector<int>& uses,
+                           int id) {
+  std::optional<int> reader = sole_reader(readers, uses, id);
+  while (reader && graph.node(*reader).op == &op_reshape) reader = sole_reader(readers, uses, *reader);
   return reader;
 }
 
@@ -57,6 +55,7 @@ bool is_bias(const Node& operand, const Node& sum, std::int64_t n) {
 void fuse_epilogues(ProgramGraph& graph, PassLog& log) {
   const std::vector<bool> needed = graph.live();
   const std::vector<int> uses = graph.uses();
+  const std::vector<std::vector<int>> readers = graph.readers();
   for (int product = 0; product < graph.size(); ++product) {
     const Node& mm = graph.node(product);
     if (!needed[static_cast<std::size_t>(product)] || mm.op != &op_matmul || !is_float(mm.dtype)) continue;
@@ -73,14 +72,14 @@ void fuse_epilogues(ProgramGraph& graph, PassLog& log) {
       end = id;
       parts.push_back(fmt::format("{} ({})", describe(graph.node(id), id), role));
     };
-    std::optional<int> next = next_op(graph, uses, needed, end);
+    std::optional<int> next = next_op(graph, readers, uses, end);
     if (next) {
       const Node& add = graph.node(*next);
       if (auto bias = other_operand(add, chain_operand(graph, add, end)); bias && is_bias(graph.node(*bias), add, n)) {
         epilogue.bias = true;
         inputs.push_back(*bias);
         take(*next, "bias");
-        next = next_op(graph, uses, needed, end);
+        next = next_op(graph, readers, uses, end);
       }
     }
     if (next) {
@@ -91,7 +90,7 @@ void fuse_epilogues(ProgramGraph& graph, PassLog& log) {
       }
       if (epilogue.activation != EpilogueActivation::none) {
         take(*next, "activation");
-        next = next_op(graph, uses, needed, end);
+        next = next_op(graph, readers, uses, end);
       }
     }
     if (next) {

@@ -57,6 +57,19 @@ std::vector<int> ProgramGraph::uses() const {
   return count;
 }
 
+std::vector<std::vector<int>> ProgramGraph::readers() const {
+  const std::vector<bool> needed = live();
+  std::vector<std::vector<int>> out(nodes_.size());
+  for (std::size_t id = 0; id < nodes_.size(); ++id) {
+    if (!needed[id]) continue;
+    for (int in : nodes_[id].inputs) {
+      auto& list = out[static_cast<std::size_t>(resolve(in))];
+      if (list.empty() || list.back() != static_cast<int>(id)) list.push_back(static_cast<int>(id));
+    }
+  }
+  return out;
+}
+
 const Tensor* ProgramGraph::constant_value(int id) const {
   if (nodes_[static_cast<std::size_t>(id)].op != &op_constant) return nullptr;
   if (auto it = folded_.find(id); it != folded_.end()) return &it->second;
@@ -102,6 +115,7 @@ void optimize(ProgramGraph& graph, const CompilePasses& which, CompileReport& re
       {which.fold_constants, {"fold_constants", fold_constants}},
       {which.simplify, {"simplify", simplify}},
       {which.eliminate_common_subexpressions, {"eliminate_common_subexpressions", eliminate_common_subexpressions}},
+      {which.sequence_major_attention, {"sequence_major_attention", sequence_major_attention}},
       {which.fuse_epilogues, {"fuse_epilogues", fuse_epilogues}},
   };
   for (const auto& [on, pass] : passes) {

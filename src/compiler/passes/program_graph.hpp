@@ -38,6 +38,8 @@ class ProgramGraph {
   std::vector<bool> live() const;
   /// Per node: how many operands of needed nodes read it, plus one for each output it is.
   std::vector<int> uses() const;
+  /// Per node: the needed nodes that read it, in id order (one entry per reading node).
+  std::vector<std::vector<int>> readers() const;
 
   /// The value of a constant (a graph constant, or one a pass computed), or null.
   const Tensor* constant_value(int id) const;
@@ -69,6 +71,7 @@ class PassLog {
 void fold_constants(ProgramGraph& graph, PassLog& log);
 void simplify(ProgramGraph& graph, PassLog& log);
 void eliminate_common_subexpressions(ProgramGraph& graph, PassLog& log);
+void sequence_major_attention(ProgramGraph& graph, PassLog& log);
 void fuse_epilogues(ProgramGraph& graph, PassLog& log);
 
 /// Kernel calls and non-GEMM memory bytes of the needed nodes, as CompileReport counts them.
