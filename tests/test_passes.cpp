@@ -198,9 +198,14 @@ void check_passes_change_no_bit(std::string_view family, std::string_view config
         CHECK(optimized[k] == unoptimized[k]);
       }
     }
-    // The passes did something: fewer kernel calls than the graph has.
+    // The passes did something: fewer kernel calls than the graph has, no head permutes left, and
+    // every linear layer's bias inside its product.
     Program p = compile(model.graph, model.outputs);
+    Program plain = compile(model.graph, model.outputs, {.passes = CompilePasses::none()});
     CHECK(p.report().kernel_calls_after < p.report().kernel_calls_before);
+    CHECK(scheduled(plain, "permute") > 0);
+    CHECK(scheduled(p, "permute") == 0);
+    CHECK(scheduled(p, "fused_matmul") > 0);
   }
 }
 
