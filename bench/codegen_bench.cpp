@@ -3,10 +3,10 @@
 // graph/meson.build. Training step (forward + backward + clipping + AdamW) and evaluation forward,
 // alternating the two in rounds; each figure is the median over rounds of the median of --steps.
 //   codegen_bench [--steps N] [--rounds R]
-#include <charconv>
 #include <random>
 #include <string_view>
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <xgrad/xgrad.hpp>
 
@@ -65,17 +65,11 @@ void compare(std::string_view label, int steps, int rounds) {
 
 int main(int argc, char** argv) {
   int steps = 50, rounds = 5;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string_view flag = argv[i], value = argv[i + 1];
-    int number = 0;
-    if (std::from_chars(value.data(), value.data() + value.size(), number).ec != std::errc() || number <= 0) number = -1;
-    if (flag == "--steps" && number > 0) steps = number;
-    else if (flag == "--rounds" && number > 0) rounds = number;
-    else {
-      fmt::print(stderr, "usage: codegen_bench [--steps N] [--rounds R]\n");
-      return 2;
-    }
-  }
+  CLI::App app{"Times build-time generated models against the interpreted Program of the same graph.", "codegen_bench"};
+  app.option_defaults()->always_capture_default();
+  app.add_option("--steps", steps, "timed steps per round (ten times as many for the tiny model)")->check(CLI::PositiveNumber);
+  app.add_option("--rounds", rounds, "rounds; the median is reported")->check(CLI::PositiveNumber);
+  CLI11_PARSE(app, argc, argv);
   fmt::print("{:<8} {:>7} {:>6} {:>12} {:>12} {:>7} {:>12} {:>12} {:>7} {:>10}\n", "model", "params", "calls",
              "interp us", "generated us", "ratio", "interp fwd", "gen fwd", "ratio", "arena MiB");
   compare<generated::TinyLM>("tiny", steps * 10, rounds);

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <random>
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include "graph/registry.hpp"
@@ -56,7 +57,12 @@ std::size_t differing_floats(const std::vector<std::byte>& a, const std::vector<
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int steps = argc > 1 ? std::atoi(argv[1]) : 10;
+  int steps = 10;
+  CLI::App app{"A training step's time with and without flushing subnormal numbers to zero.", "denormals"};
+  app.option_defaults()->always_capture_default();
+  app.add_option("steps,--steps", steps, "timed steps per measurement (also the first positional argument)")
+      ->check(CLI::PositiveNumber);
+  CLI11_PARSE(app, argc, argv);
   fmt::print("decoder LM (d 256, 2 layers, B8 S64), forward + backward, median of {} steps\n\n", steps);
   fmt::print("{:<34} {:>14} {:>15} {:>8} {:>16}\n", "parameters", "flush on (ms)", "flush off (ms)", "off/on",
              "values differing");

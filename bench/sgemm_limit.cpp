@@ -7,13 +7,13 @@
 //   {"library": "openblas", "kernel": "Zen", "threads": 2, "m": .., "n": .., "k": .., "layout": "NT", "ms": .., "gflops": ..}
 // OpenBLAS's kernel follows OPENBLAS_CORETYPE; "kernel" is the one it reports using.
 #include <algorithm>
-#include <charconv>
 #include <cstdio>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <cblas.h>
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #ifdef XG_HAVE_DNNL
@@ -93,21 +93,15 @@ void onednn(const Timing& t) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string_view library = "all";
+  std::string library = "all";
   Timing t;
-  for (int i = 1; i < argc; i += 2) {
-    const std::string_view flag = argv[i], value = i + 1 < argc ? argv[i + 1] : "";
-    int number = 0;
-    std::from_chars(value.data(), value.data() + value.size(), number);
-    if (flag == "--library") library = value;
-    else if (flag == "--threads") t.threads = std::max(1, number);
-    else if (flag == "--warmup") t.warmup = number;
-    else if (flag == "--steps") t.steps = std::max(1, number);
-    else {
-      fmt::print(stderr, "usage: sgemm_limit [--library openblas|onednn|all] [--threads N] [--steps N] [--warmup N]\n");
-      return 2;
-    }
-  }
+  CLI::App app{"The machine's float32 GEMM rate on the benchmark's matrix products (bench/compare's limit).", "sgemm_limit"};
+  app.option_defaults()->always_capture_default();
+  app.add_option("--library", library, "which library to time")->check(CLI::IsMember({"openblas", "onednn", "all"}));
+  app.add_option("--threads", t.threads, "threads of the library")->check(CLI::PositiveNumber);
+  app.add_option("--steps", t.steps, "timed calls per product")->check(CLI::PositiveNumber);
+  app.add_option("--warmup", t.warmup, "untimed calls first")->check(CLI::NonNegativeNumber);
+  CLI11_PARSE(app, argc, argv);
   if (library == "openblas" || library == "all") openblas(t);
   if (library == "onednn" || library == "all") {
 #ifdef XG_HAVE_DNNL

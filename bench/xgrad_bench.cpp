@@ -5,11 +5,11 @@
 // --workload takes a comma-separated list (W1,W4) or all.
 #include <algorithm>
 #include <chrono>
-#include <charconv>
 #include <memory>
 #include <string_view>
 
 #include <cblas.h>
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include "timing.hpp"
@@ -117,30 +117,21 @@ void gemm_check(bench::Workload& w, int warmup, int steps) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string_view which = "all";
+  std::string which = "all";
   int warmup = 5, steps = 20;
   std::int64_t scaling_seq = 0, scaling_batch = 0;
   bool profile = false, check_gemm = false;
-  for (int i = 1; i < argc; i += 2) {
-    if (std::string_view(argv[i]) == "--profile" || std::string_view(argv[i]) == "--gemm-check") {
-      (std::string_view(argv[i]) == "--profile" ? profile : check_gemm) = true;
-      --i;
-      continue;
-    }
-    if (i + 1 >= argc) break;
-    const std::string_view flag = argv[i], value = argv[i + 1];
-    int number = 0;
-    std::from_chars(value.data(), value.data() + value.size(), number);
-    if (flag == "--workload") which = value;
-    else if (flag == "--warmup") warmup = number;
-    else if (flag == "--steps") steps = std::max(1, number);
-    else if (flag == "--scaling-seq") scaling_seq = number;
-    else if (flag == "--batch") scaling_batch = number;
-    else {
-      fmt::print(stderr, "usage: xgrad_bench [--workload W1,W2,W3,W4|all] [--steps N] [--warmup N] [--scaling-seq S [--batch B]] [--profile] [--gemm-check]\n");
-      return 2;
-    }
-  }
+  CLI::App app{"Times training steps of the benchmark workloads (bench/compare runs it beside PyTorch).", "xgrad_bench"};
+  app.option_defaults()->always_capture_default();
+  app.add_option("--workload", which, "W1,W2,W3,W4 (any of them, comma-separated) or all");
+  app.add_option("--steps", steps, "timed steps per workload")->check(CLI::PositiveNumber);
+  app.add_option("--warmup", warmup, "untimed steps first")->check(CLI::NonNegativeNumber);
+  app.add_option("--scaling-seq", scaling_seq, "only W2's layer at this sequence length (bench/scaling)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--batch", scaling_batch, "batch of --scaling-seq; 0: 2048 tokens per batch")->check(CLI::NonNegativeNumber);
+  app.add_flag("--profile", profile, "time per op as well");
+  app.add_flag("--gemm-check", check_gemm, "time every matrix product of a step against sgemm called directly");
+  CLI11_PARSE(app, argc, argv);
   if (scaling_seq > 0) {  // bench/scaling: W2's layer at sequence length S, 2048 tokens per batch unless --batch
     auto w = std::make_unique<bench::Workload>();
     bench::build_encoder(*w, scaling_batch > 0 ? scaling_batch : std::max<std::int64_t>(1, 2048 / scaling_seq), scaling_seq);

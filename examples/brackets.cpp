@@ -2,11 +2,12 @@
 // have lengths 1..L and are padded, so the key padding mask and the masked-mean pooling are at work.
 // Half of the unbalanced strings have as many '(' as ')' and fail only by order, so counting alone
 // does not solve the task. The last line reads "held-out accuracy: NN.N%".
-#include <charconv>
+#include <optional>
 #include <random>
 #include <string_view>
 #include <unordered_set>
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include <xgrad/xgrad.hpp>
@@ -28,24 +29,20 @@ struct Options {
   std::int64_t held_out = 1024;
 };
 
-Options parse(int argc, char** argv) {
-  Options o;
-  for (int i = 1; i < argc; i += 2) {
-    const std::string_view flag = argv[i];
-    std::int64_t value = 0;
-    const bool ok = i + 1 < argc &&
-                    std::from_chars(argv[i + 1], argv[i + 1] + std::string_view(argv[i + 1]).size(), value).ec == std::errc() &&
-                    value > 0;
-    if (ok && flag == "--steps") o.steps = value;
-    else if (ok && flag == "--seed") o.seed = static_cast<std::uint64_t>(value);
-    else if (ok && flag == "--max-len") o.max_len = value;
-    else if (ok && flag == "--batch") o.batch = value;
-    else {
-      fmt::print(stderr, "usage: brackets [--steps N] [--seed N] [--max-len N] [--batch N]\n");
-      std::exit(2);
-    }
+/// Fills `o` from the command line; returns the exit code when the program should stop (--help, a bad flag).
+std::optional<int> parse(int argc, char** argv, Options& o) {
+  CLI::App app{"An encoder classifier learns whether a string of brackets is balanced.", "brackets"};
+  app.option_defaults()->always_capture_default();
+  app.add_option("--steps", o.steps, "training steps")->check(CLI::PositiveNumber);
+  app.add_option("--seed", o.seed, "seed of the data and the model")->check(CLI::PositiveNumber);
+  app.add_option("--max-len", o.max_len, "longest bracket string")->check(CLI::PositiveNumber);
+  app.add_option("--batch", o.batch, "sequences per step")->check(CLI::PositiveNumber);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
   }
-  return o;
+  return std::nullopt;
 }
 
 using Brackets = std::vector<std::int32_t>;
@@ -115,7 +112,8 @@ Batch make_batch(const std::vector<std::pair<Brackets, std::int32_t>>& examples,
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Options o = parse(argc, argv);
+  Options o;
+  if (const std::optional<int> stop = parse(argc, argv, o)) return *stop;
   models::EncoderClassifierConfig c;
   c.model.d_model = 64;
   c.model.heads = 4;

@@ -1,12 +1,13 @@
 // A decoder-only (GPT-like) character language model trained on the small text this example ships
 // (examples/data/lighthouse.txt, or --text FILE). Windows of random length are padded to the model's
 // length, so the loss mask is at work. Prints how the loss falls, then samples text.
+#include <optional>
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 #include <random>
 #include <string_view>
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include <xgrad/xgrad.hpp>
@@ -26,32 +27,27 @@ struct Options {
   double temperature = 0.7;
 };
 
-Options parse(int argc, char** argv) {
-  Options o;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string_view flag = argv[i], value = argv[i + 1];
-    std::int64_t number = 0;
-    const bool numeric = std::from_chars(value.data(), value.data() + value.size(), number).ec == std::errc() && number > 0;
-    if (flag == "--text") o.text_path = value;
-    else if (flag == "--steps" && numeric) o.steps = number;
-    else if (flag == "--seed" && numeric) o.seed = static_cast<std::uint64_t>(number);
-    else if (flag == "--sample" && numeric) o.sample_chars = number;
-    else {
-      fmt::print(stderr, "usage: char_lm [--text FILE] [--steps N] [--seed N] [--sample CHARS]\n");
-      std::exit(2);
-    }
+/// Fills `o` from the command line; returns the exit code when the program should stop (--help, a bad flag).
+std::optional<int> parse(int argc, char** argv, Options& o) {
+  CLI::App app{"A character-level decoder-only language model: trains on a text, then samples from it.", "char_lm"};
+  app.option_defaults()->always_capture_default();
+  app.add_option("--text", o.text_path, "text to train on")->check(CLI::ExistingFile);
+  app.add_option("--steps", o.steps, "training steps")->check(CLI::PositiveNumber);
+  app.add_option("--seed", o.seed, "seed of the data and the model")->check(CLI::PositiveNumber);
+  app.add_option("--sample", o.sample_chars, "characters to sample after training")->check(CLI::PositiveNumber);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
   }
-  if (argc % 2 == 0) {
-    fmt::print(stderr, "usage: char_lm [--text FILE] [--steps N] [--seed N] [--sample CHARS]\n");
-    std::exit(2);
-  }
-  return o;
+  return std::nullopt;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Options o = parse(argc, argv);
+  Options o;
+  if (const std::optional<int> stop = parse(argc, argv, o)) return *stop;
   const std::string text = examples::read_text(o.text_path, "char_lm");
   const examples::Alphabet alphabet(text);
 

@@ -2,11 +2,12 @@
 // (graph/meson.build lists it as CharLM): no graph and no compile step at run time. It saves a
 // checkpoint, which the interpreted Program of the same graph then loads and evaluates to the same
 // bits, and samples text.
-#include <charconv>
+#include <optional>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include <xgrad/xgrad.hpp>
@@ -28,26 +29,21 @@ struct Options {
   std::int64_t sample_chars = 240;
 };
 
-[[noreturn]] void usage() {
-  fmt::print(stderr, "usage: generated_lm [--text FILE] [--steps N] [--seed N] [--sample CHARS] [--checkpoint PATH]\n");
-  std::exit(2);
-}
-
-Options parse(int argc, char** argv) {
-  Options o;
-  if (argc % 2 == 0) usage();
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string_view flag = argv[i], value = argv[i + 1];
-    std::int64_t number = 0;
-    const bool numeric = std::from_chars(value.data(), value.data() + value.size(), number).ec == std::errc() && number > 0;
-    if (flag == "--text") o.text_path = value;
-    else if (flag == "--checkpoint") o.checkpoint = value;
-    else if (flag == "--steps" && numeric) o.steps = number;
-    else if (flag == "--seed" && numeric) o.seed = static_cast<std::uint64_t>(number);
-    else if (flag == "--sample" && numeric) o.sample_chars = number;
-    else usage();
+/// Fills `o` from the command line; returns the exit code when the program should stop (--help, a bad flag).
+std::optional<int> parse(int argc, char** argv, Options& o) {
+  CLI::App app{"char_lm's model trained and sampled through code generated at build time.", "generated_lm"};
+  app.option_defaults()->always_capture_default();
+  app.add_option("--text", o.text_path, "text to train on")->check(CLI::ExistingFile);
+  app.add_option("--steps", o.steps, "training steps")->check(CLI::PositiveNumber);
+  app.add_option("--seed", o.seed, "seed of the data and the model")->check(CLI::PositiveNumber);
+  app.add_option("--sample", o.sample_chars, "characters to sample after training")->check(CLI::PositiveNumber);
+  app.add_option("--checkpoint", o.checkpoint, "where the checkpoint is saved");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
   }
-  return o;
+  return std::nullopt;
 }
 
 void fill(Model::Inputs& inputs, const examples::TextWindows::Batch& batch) {
@@ -59,7 +55,8 @@ void fill(Model::Inputs& inputs, const examples::TextWindows::Batch& batch) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Options o = parse(argc, argv);
+  Options o;
+  if (const std::optional<int> stop = parse(argc, argv, o)) return *stop;
   const std::string text = examples::read_text(o.text_path, "generated_lm");
   const examples::Alphabet alphabet(text);
   constexpr auto vocab = static_cast<std::int64_t>(decltype(Model::Parameters{}.tok_embed_weight)::shape[0]);

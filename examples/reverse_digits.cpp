@@ -2,13 +2,14 @@
 // of length 1..L. It prints the model's summary, gradient-checks a tiny copy of the same model in
 // f64, trains with the loss mask over variable-length padded targets, and decodes held-out strings
 // greedily. The last line reads "held-out exact match: NN.N%".
+#include <optional>
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <random>
 #include <string_view>
 #include <unordered_set>
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include <xgrad/xgrad.hpp>
@@ -33,44 +34,24 @@ struct Options {
   bool skip_gradcheck = false;
 };
 
-void usage() {
-  fmt::print(stderr,
-             "usage: reverse_digits [--steps N] [--seed N] [--d-model N] [--layers N] [--max-digits N] [--batch N]\n"
-             "                      [--held-out N] [--skip-gradcheck]\n");
-}
-
-Options parse(int argc, char** argv) {
-  Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view flag = argv[i];
-    if (flag == "--skip-gradcheck") {
-      o.skip_gradcheck = true;
-      continue;
-    }
-    if (flag == "--help" || i + 1 >= argc) {
-      usage();
-      std::exit(flag == "--help" ? 0 : 2);
-    }
-    const std::string_view text = argv[++i];
-    std::int64_t value = 0;
-    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (error != std::errc() || end != text.data() + text.size() || value <= 0) {
-      fmt::print(stderr, "reverse_digits: {} needs a positive integer, got '{}'\n", flag, text);
-      std::exit(2);
-    }
-    if (flag == "--steps") o.steps = value;
-    else if (flag == "--seed") o.seed = static_cast<std::uint64_t>(value);
-    else if (flag == "--d-model") o.d_model = value;
-    else if (flag == "--layers") o.layers = static_cast<int>(value);
-    else if (flag == "--max-digits") o.max_digits = value;
-    else if (flag == "--batch") o.batch = value;
-    else if (flag == "--held-out") o.held_out = value;
-    else {
-      usage();
-      std::exit(2);
-    }
+/// Fills `o` from the command line; returns the exit code when the program should stop (--help, a bad flag).
+std::optional<int> parse(int argc, char** argv, Options& o) {
+  CLI::App app{"An encoder-decoder Transformer learns to reverse digit strings.", "reverse_digits"};
+  app.option_defaults()->always_capture_default();
+  app.add_option("--steps", o.steps, "training steps")->check(CLI::PositiveNumber);
+  app.add_option("--seed", o.seed, "seed of the data and the model")->check(CLI::PositiveNumber);
+  app.add_option("--d-model", o.d_model, "model width")->check(CLI::PositiveNumber);
+  app.add_option("--layers", o.layers, "encoder and decoder layers")->check(CLI::PositiveNumber);
+  app.add_option("--max-digits", o.max_digits, "longest digit string")->check(CLI::PositiveNumber);
+  app.add_option("--batch", o.batch, "sequences per step")->check(CLI::PositiveNumber);
+  app.add_option("--held-out", o.held_out, "held-out strings decoded at the end")->check(CLI::PositiveNumber);
+  app.add_flag("--skip-gradcheck", o.skip_gradcheck, "skip the gradient check of a tiny f64 copy");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
   }
-  return o;
+  return std::nullopt;
 }
 
 using Digits = std::vector<std::int32_t>;
@@ -179,7 +160,8 @@ std::vector<Digits> greedy_decode(Program& decode, const models::Seq2Seq& m, con
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Options o = parse(argc, argv);
+  Options o;
+  if (const std::optional<int> stop = parse(argc, argv, o)) return *stop;
   if (!o.skip_gradcheck && !gradcheck_tiny_copy()) return 1;
 
   Graph g(o.seed);

@@ -13,13 +13,20 @@ EncoderClassifier encoder_classifier(Graph& g, const EncoderClassifierConfig& c)
   m.labels = g.input("labels", {c.batch}, DType::i32);
 
   const Var table = nn::embedding_table(g, "tok_embed", c.vocab, c.model.d_model, c.model.init_std);
-  const Var hidden = nn::encoder(embed_tokens(m.tokens, table, "tok_embed", c.model),
-                                 nn::key_padding_bias(m.lengths, c.seq_len, f), "encoder", c.model.stack(c.layers));
-  const Var keep = reshape(sequence_mask(m.lengths, c.seq_len, f), {c.batch, c.seq_len, 1});
-  const Var pooled = sum(hidden * keep, {1}) / sum(keep, {1});  // (B, d_model)
+  const Var padding = [&] {
+    const Scope scope(g, "mask");
+    return nn::key_padding_bias(m.lengths, c.seq_len, f);
+  }();
+  const Var hidden = nn::encoder(embed_tokens(m.tokens, table, "tok_embed", c.model), padding, "encoder", c.model.stack(c.layers));
+  const Var pooled = [&] {
+    const Scope scope(g, "pool");
+    const Var keep = reshape(sequence_mask(m.lengths, c.seq_len, f), {c.batch, c.seq_len, 1});
+    return sum(hidden * keep, {1}) / sum(keep, {1});  // (B, d_model)
+  }();
   const Var pooler = tanh(nn::linear(pooled, "pooler", c.model.d_model, true, c.model.init_std));
   m.logits = nn::linear(pooler, "classifier", c.classes, true, c.model.init_std);
 
+  const Scope scope(g, "loss");
   CrossEntropyOptions o;
   o.reduction = Reduction::none;
   m.loss = cross_entropy(m.logits, m.labels, o);

@@ -7,13 +7,17 @@ namespace xg::models {
 
 Var embed_tokens(Var tokens, Var table, const std::string& name, const ModelConfig& config) {
   Graph& g = tokens.graph();
-  const Var positions = config.positions == Positions::learned
-                            ? nn::learned_positions(g, name + "_pos", config.max_len, config.d_model, config.init_std)
-                            : nn::sinusoidal_positions(g, config.max_len, config.d_model);
+  // A learned table is a layer of its own (`{name}_pos`); the rest is the embedding's scope.
+  const Var learned = config.positions == Positions::learned
+                          ? nn::learned_positions(g, name + "_pos", config.max_len, config.d_model, config.init_std)
+                          : Var{};
+  const Scope scope = Scope::layer(g, name);
+  const Var positions = learned.valid() ? learned : nn::sinusoidal_positions(g, config.max_len, config.d_model);
   return dropout(nn::add_positions(nn::embed(table, tokens, config.scale_embedding), positions), config.dropout);
 }
 
 SequenceLoss sequence_loss(Var logits, Var labels, Var lengths) {
+  const Scope scope(logits.graph(), "loss");
   CrossEntropyOptions o;
   o.class_axis = -1;
   o.reduction = Reduction::none;

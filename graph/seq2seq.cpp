@@ -13,8 +13,14 @@ Seq2Seq seq2seq(Graph& g, const Seq2SeqConfig& c) {
   m.tgt_lengths = g.input("tgt_lengths", {c.batch}, DType::i32);
   m.labels = g.input("labels", {c.batch, c.tgt_len}, DType::i32);
 
-  const Var src_padding = nn::key_padding_bias(m.src_lengths, c.src_len, f);
-  const Var tgt_self = nn::key_padding_bias(m.tgt_lengths, c.tgt_len, f);  // causality: the decoder's own mask
+  const Var src_padding = [&] {
+    const Scope scope(g, "src_mask");
+    return nn::key_padding_bias(m.src_lengths, c.src_len, f);
+  }();
+  const Var tgt_self = [&] {  // causality is the decoder's own mask
+    const Scope scope(g, "tgt_mask");
+    return nn::key_padding_bias(m.tgt_lengths, c.tgt_len, f);
+  }();
 
   const Var src_table = nn::embedding_table(g, "src_embed", c.src_vocab, c.model.d_model, c.model.init_std);
   const Var memory = nn::encoder(embed_tokens(m.src_tokens, src_table, "src_embed", c.model), src_padding, "encoder",

@@ -1,5 +1,5 @@
 // xgrad-codegen: writes a model of graph/ as C++ at build time.
-//   xgrad-codegen FAMILY CLASS HEADER SOURCE [key=value ...]
+//   xgrad-codegen FAMILY CLASS HEADER SOURCE [key=value ...]   (--help lists them)
 // builds FAMILY's graph from the settings (see graph/registry.hpp), runs the compile pipeline and
 // writes the generated class CLASS to HEADER and SOURCE. An error in the graph (a shape mismatch in
 // the settings) fails the build with the message the same graph gives at run time.
@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <xgrad/codegen.hpp>
 
@@ -34,13 +35,17 @@ void write_file(const std::filesystem::path& path, const std::string& text) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 5) {
-    fmt::print(stderr, "usage: {} FAMILY CLASS HEADER SOURCE [key=value ...]\n", argv[0]);
-    return 2;
-  }
-  const std::string family = argv[1], class_name = argv[2];
-  const std::filesystem::path header = argv[3], source = argv[4];
-  std::vector<std::string> settings(argv + 5, argv + argc);
+  std::string family, class_name;
+  std::filesystem::path header, source;
+  std::vector<std::string> settings;
+  CLI::App app{"Writes a model of graph/ as a C++ class with constant shapes (run by Meson at build time).",
+               "xgrad-codegen"};
+  app.add_option("family", family, "model family (graph/registry.hpp)")->required();
+  app.add_option("class", class_name, "name of the generated class")->required();
+  app.add_option("header", header, "header to write")->required();
+  app.add_option("source", source, "source file to write")->required();
+  app.add_option("settings", settings, "the family's settings, key=value (graph/registry.hpp)");
+  CLI11_PARSE(app, argc, argv);
   const std::string config = fmt::format("{}", fmt::join(settings, " "));
   try {
     const xg::models::ModelRecipe recipe = xg::models::parse_recipe(family, config);

@@ -71,6 +71,7 @@ void check_shape(const Node& n, int id, const std::deque<Node>& nodes) {
 }  // namespace
 
 Var Graph::append(Node node) {
+  node.scope = current_scope();
   check_shape(node, size(), nodes_);
   nodes_.push_back(std::move(node));
   return Var(this, size() - 1);
@@ -78,7 +79,7 @@ Var Graph::append(Node node) {
 
 Var Graph::input(std::string name, Shape shape, DType dtype) {
   check_new_name(name);
-  return append(Node{&op_input, {}, {}, dtype, std::move(shape), std::move(name)});
+  return append(Node{&op_input, {}, {}, dtype, std::move(shape), std::move(name), {}});
 }
 
 Var Graph::param(std::string name, Shape shape, Init init) {
@@ -91,7 +92,7 @@ Var Graph::param(std::string name, Shape shape, Init init, DType dtype) {
   if (init.kind != Init::Kind::constant && !(init.b >= init.a || init.kind == Init::Kind::normal)) {
     throw ValueError(fmt::format("param '{}': uniform init needs low <= high", name));
   }
-  Node node{&op_param, {}, init, dtype, std::move(shape), std::move(name)};
+  Node node{&op_param, {}, init, dtype, std::move(shape), std::move(name), current_scope()};
   check_shape(node, size(), nodes_);  // before the values are allocated
   xt::xarray<double> values = xt::zeros<double>(std::vector<std::size_t>(node.shape.begin(), node.shape.end()));
   draw_initial_values(rng_, init, std::span<double>(values.data(), values.size()));
@@ -117,7 +118,7 @@ void draw_initial_values(std::mt19937_64& rng, const Init& init, std::span<doubl
 
 Var Graph::constant(Tensor value, std::string name) {
   Shape shape = value.shape();
-  const Var v = append(Node{&op_constant, {}, {}, value.dtype(), std::move(shape), std::move(name)});
+  const Var v = append(Node{&op_constant, {}, {}, value.dtype(), std::move(shape), std::move(name), {}});
   store_->values.emplace(v.id(), std::move(value));
   return v;
 }
@@ -128,7 +129,7 @@ Var Graph::scalar(double value, DType dtype) {
 
 Var Graph::add_node(const OpDef& op, const std::vector<Var>& inputs, Attrs attrs, DType dtype, Shape shape,
                     std::string name) {
-  Node node{&op, {}, std::move(attrs), dtype, std::move(shape), std::move(name)};
+  Node node{&op, {}, std::move(attrs), dtype, std::move(shape), std::move(name), {}};
   for (Var v : inputs) {
     check_owned(v, op.name);
     node.inputs.push_back(v.id());
@@ -140,6 +141,54 @@ void Graph::check_owned(Var v, std::string_view what) const {
   if (!v.valid() || &v.graph() != this || v.id() < 0 || v.id() >= size()) {
     throw ValueError(fmt::format("{}: operand {} belongs to another graph", what, v.describe()));
   }
+}
+
+const std::string& Graph::current_scope() const {
+  static const std::string none;
+  return scopes_.empty() ? none : scopes_.back().path;
+}
+
+namespace {
+std::string join_scope(const std::string& outer, std::string_view name) {
+  return outer.empty() ? std::string(name) : fmt::format("{}.{}", outer, name);
+}
+}  // namespace
+
+Scope::Scope(Graph& graph, std::string path, std::string layer) : graph_(graph), restored_depth_(graph.scopes_.size()) {
+  graph_.scopes_.push_back({std::move(path), std::move(layer)});
+}
+
+Scope::Scope(Graph& graph, std::string_view name)
+    : Scope(graph,
+            [&] {
+              if (name.empty()) throw ValueError("Scope: a scope needs a name");
+              return join_scope(graph.current_scope(), name);
+            }(),
+            std::string{}) {}
+
+Scope Scope::layer(Graph& graph, std::string_view name) {
+  const std::string& current = graph.current_scope();
+  const std::string_view outer_layer = graph.scopes_.empty() ? std::string_view{} : graph.scopes_.back().layer;
+  if (name.empty() || name == outer_layer) return Scope(graph, current, std::string(outer_layer));
+  if (!outer_layer.empty() && name.size() > outer_layer.size() && name.starts_with(outer_layer) &&
+      name[outer_layer.size()] == '.') {
+    return Scope(graph, current + std::string(name.substr(outer_layer.size())), std::string(name));
+  }
+  return Scope(graph, join_scope(current, name), std::string(name));
+}
+
+Scope Scope::at(Graph& graph, std::string path) { return Scope(graph, std::move(path), std::string{}); }
+
+Scope::~Scope() { graph_.scopes_.resize(restored_depth_); }
+
+std::string_view scope_prefix(std::string_view path, int depth) {
+  std::size_t end = 0;
+  for (int level = 0; level < depth; ++level) {
+    const std::size_t dot = path.find('.', level == 0 ? 0 : end + 1);
+    if (dot == std::string_view::npos) return path;
+    end = dot;
+  }
+  return path.substr(0, end);
 }
 
 bool Graph::is_gradient(int id) const {

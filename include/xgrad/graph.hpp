@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "xgrad/attrs.hpp"
+#include "xgrad/scope.hpp"
 #include "xgrad/tensor.hpp"
 
 namespace xg {
@@ -26,6 +27,7 @@ struct Node {
   DType dtype = DType::f32;
   Shape shape;
   std::string name;  // inputs and params always have one; other nodes may
+  std::string scope;  // the layer it was built in ("encoder.0.self_attn"; see scope.hpp), "" for none
 
   std::string_view op_name() const;
 };
@@ -67,6 +69,8 @@ struct ValueStore {
 
 /// Every node's shape is checked when the node is made: no negative extent, and a byte count that
 /// fits in 64 bits (zero extents skipped, as NumPy does); otherwise ShapeError naming the node.
+///
+/// Every node records the scope it was built in (scope.hpp): a name for pictures, nothing more.
 ///
 /// A Graph cannot be moved: every Var holds its address, and a move would leave them all dangling.
 /// Make it where it is used (a local, a member, or behind a std::unique_ptr).
@@ -117,7 +121,12 @@ class Graph {
   /// A fresh 64-bit seed from the graph's generator (dropout streams).
   std::uint64_t next_seed() { return rng_(); }
 
+  /// The scope new nodes are recorded in ("" outside any); open one with xg::Scope.
+  const std::string& current_scope() const;
+
  private:
+  friend class Scope;
+
   void check_owned(Var v, std::string_view what) const;
   void check_new_name(const std::string& name) const;
   /// Appends `node` after checking its shape (ShapeError naming it); returns its Var.
@@ -127,6 +136,11 @@ class Graph {
   // valid while builders add nodes (f(x.shape(), g(x)) may evaluate its arguments in any order).
   std::deque<Node> nodes_;
   std::vector<std::pair<int, int>> gradient_spans_;
+  struct OpenScope {
+    std::string path;   // what nodes record
+    std::string layer;  // the full name of the layer that opened it (Scope::layer), "" for other scopes
+  };
+  std::vector<OpenScope> scopes_;  // innermost last; a copy of the graph starts with none open
   std::shared_ptr<ValueStore> store_;
   std::mt19937_64 rng_;
   DType float_type_;

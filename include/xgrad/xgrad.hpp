@@ -14,5 +14,6 @@
 #include "xgrad/ops.hpp"
 #include "xgrad/optim.hpp"
 #include "xgrad/safetensors.hpp"
+#include "xgrad/scope.hpp"
 #include "xgrad/tensor.hpp"
 #include "xgrad/train.hpp"

@@ -55,6 +55,10 @@ void check_rule(const Graph& graph, const Node& node, int id, const std::vector<
   }
 }
 
+/// Where the gradient nodes that node `n`'s rule builds are recorded: beside the forward pass, in a
+/// tree of its own that mirrors it, so pictures draw the backward pass apart.
+std::string gradient_scope(const Node& n) { return n.scope.empty() ? "grad" : "grad." + n.scope; }
+
 }  // namespace
 
 std::vector<Var> grad(Graph& graph, Var y, const std::vector<Var>& wrt, std::optional<Var> seed) {
@@ -79,6 +83,7 @@ std::vector<Var> grad(Graph& graph, Var y, const std::vector<Var>& wrt, std::opt
     throw GradientError(fmt::format("grad: {} has shape {}; a non-scalar output needs a seed gradient", y.describe(),
                                     y.shape()));
   } else {
+    const Scope scope = Scope::at(graph, gradient_scope(y.node()));
     upstream = broadcast_to(graph.scalar(1.0, y.dtype()), y.shape());
   }
 
@@ -95,6 +100,7 @@ std::vector<Var> grad(Graph& graph, Var y, const std::vector<Var>& wrt, std::opt
                                       "fused derivative; xgrad differentiates such ops only once)",
                                       graph.var(id).describe()));
     }
+    const Scope scope = Scope::at(graph, gradient_scope(node));  // also over the accumulating additions
     std::vector<Var> inputs;
     for (int in : node.inputs) inputs.push_back(graph.var(in));
     const std::vector<Var> input_grads = node.op->vjp(VjpArgs{graph, node, inputs, graph.var(id), g});
@@ -109,7 +115,12 @@ std::vector<Var> grad(Graph& graph, Var y, const std::vector<Var>& wrt, std::opt
   std::vector<Var> result;
   for (Var w : wrt) {
     const Var g = w.id() <= y.id() ? grads[static_cast<std::size_t>(w.id())] : Var{};
-    result.push_back(g.valid() ? g : detail::zeros_like(w));
+    if (g.valid()) {
+      result.push_back(g);
+      continue;
+    }
+    const Scope scope = Scope::at(graph, gradient_scope(w.node()));
+    result.push_back(detail::zeros_like(w));
   }
   graph.mark_gradient(first_gradient_node, graph.size());
   return result;

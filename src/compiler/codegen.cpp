@@ -218,14 +218,14 @@ class Writer {
     if (!seed.empty()) {
       auto [it, fresh] = seeded_index_.emplace(id, seeded_index_.size());
       if (fresh) {
-        seeded_setup_ += fmt::format("  seeded_nodes_.push_back(xg::Node{{&xg::op_{}, {{}}, {}, {}, {}, {}}});\n", n.op_name(),
+        seeded_setup_ += fmt::format("  seeded_nodes_.push_back(xg::Node{{&xg::op_{}, {{}}, {}, {}, {}, {}, {{}}}});\n", n.op_name(),
                                      attrs_cpp(n.attrs, seed), dtype_cpp(n.dtype), shape_name(n.shape), quoted(n.name));
       }
       return fmt::format("seeded_nodes_[{}]", it->second);
     }
     const std::string name = fmt::format("node_{}", id);
     if (!declared_.contains({Declaration::node, name})) {
-      declared_[{Declaration::node, name}] = fmt::format("const xg::Node {}{{&xg::op_{}, {{}}, {}, {}, {}, {}}};\n", name, n.op_name(),
+      declared_[{Declaration::node, name}] = fmt::format("const xg::Node {}{{&xg::op_{}, {{}}, {}, {}, {}, {}, {{}}}};\n", name, n.op_name(),
                                          attrs_cpp(n.attrs), dtype_cpp(n.dtype), shape_name(n.shape), quoted(n.name));
     }
     return name;

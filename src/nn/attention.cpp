@@ -50,6 +50,7 @@ Var multi_head_attention(Var query, Var key_value, std::optional<Var> bias, cons
   if (config.heads < 1 || d_model % config.heads != 0) {
     throw ValueError(fmt::format("attention '{}': d_model {} is not divisible by {} heads", name, d_model, config.heads));
   }
+  const Scope scope = Scope::layer(query.graph(), name);
   const Var q = split_heads(linear(query, name + ".q_proj", d_model, true, config.init_std), config.heads);
   const Var k = split_heads(linear(key_value, name + ".k_proj", d_model, true, config.init_std), config.heads);
   const Var v = split_heads(linear(key_value, name + ".v_proj", d_model, true, config.init_std), config.heads);

@@ -8,6 +8,7 @@ namespace xg::nn {
 
 Var embedding_table(Graph& g, const std::string& name, std::int64_t vocab, std::int64_t dim,
                     std::optional<double> init_std) {
+  const Scope scope = Scope::layer(g, name);
   return g.param(name + ".weight", {vocab, dim}, Init::normal(0.0, init_std.value_or(1.0)));
 }
 

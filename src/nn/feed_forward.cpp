@@ -21,6 +21,7 @@ Var activate(Var x, Activation activation) {
 Var feed_forward(Var x, const std::string& name, std::int64_t d_ff, Activation activation, double dropout_p,
                  std::optional<double> init_std) {
   const std::int64_t d_model = x.shape()[x.rank() - 1];
+  const Scope scope = Scope::layer(x.graph(), name);  // the layer's own: linear1/2 sit beside the attention
   const Var hidden = activate(linear(x, name + ".linear1", d_ff, true, init_std), activation);
   return linear(dropout(hidden, dropout_p), name + ".linear2", d_model, true, init_std);
 }

@@ -13,6 +13,7 @@ Var linear(Var x, const std::string& name, std::int64_t out_features, bool bias,
   if (x.rank() < 1) throw ShapeError(fmt::format("linear '{}': input {} is a scalar", name, x.describe()));
   if (out_features < 1) throw ValueError(fmt::format("linear '{}': out_features must be positive, got {}", name, out_features));
   Graph& g = x.graph();
+  const Scope scope = Scope::layer(g, name);
   const std::int64_t in_features = x.shape()[x.rank() - 1];
   const double bound = in_features > 0 ? 1.0 / std::sqrt(static_cast<double>(in_features)) : 0.0;
   const Init weight_init = init_std ? Init::normal(0.0, *init_std) : Init::uniform(-bound, bound);

@@ -29,6 +29,7 @@ Var sinusoidal_positions(Graph& g, std::int64_t max_len, std::int64_t dim) {
 
 Var learned_positions(Graph& g, const std::string& name, std::int64_t max_len, std::int64_t dim,
                       std::optional<double> init_std) {
+  const Scope scope = Scope::layer(g, name);
   return g.param(name + ".weight", {max_len, dim}, Init::normal(0.0, init_std.value_or(1.0)));
 }
 

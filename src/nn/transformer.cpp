@@ -39,6 +39,7 @@ void check_width(Var x, const std::string& name, const LayerConfig& config) {
 
 Var encoder_layer(Var x, std::optional<Var> self_bias, const std::string& name, const LayerConfig& config) {
   check_width(x, name, config);
+  const Scope scope = Scope::layer(x.graph(), name);
   x = residual(x, name + ".norm1", config,
                [&](Var h) { return self_attention(h, self_bias, name + ".self_attn", self_attention_config(config)); });
   return residual(x, name + ".norm2", config,
@@ -48,6 +49,7 @@ Var encoder_layer(Var x, std::optional<Var> self_bias, const std::string& name, 
 Var decoder_layer(Var x, Var memory, std::optional<Var> self_bias, std::optional<Var> memory_bias,
                   const std::string& name, const LayerConfig& config) {
   check_width(x, name, config);
+  const Scope scope = Scope::layer(x.graph(), name);
   x = residual(x, name + ".norm1", config,
                [&](Var h) { return self_attention(h, self_bias, name + ".self_attn", self_attention_config(config)); });
   x = residual(x, name + ".norm2", config, [&](Var h) {
@@ -58,12 +60,14 @@ Var decoder_layer(Var x, Var memory, std::optional<Var> self_bias, std::optional
 }
 
 Var encoder(Var x, std::optional<Var> self_bias, const std::string& name, const StackConfig& config) {
+  const Scope scope = Scope::layer(x.graph(), name);
   for (int i = 0; i < config.layers; ++i) x = encoder_layer(x, self_bias, fmt::format("{}.{}", name, i), config.layer);
   return config.final_norm ? layer_norm(x, name + ".norm", config.layer.eps) : x;
 }
 
 Var decoder(Var x, Var memory, std::optional<Var> self_bias, std::optional<Var> memory_bias, const std::string& name,
             const StackConfig& config) {
+  const Scope scope = Scope::layer(x.graph(), name);
   for (int i = 0; i < config.layers; ++i) {
     x = decoder_layer(x, memory, self_bias, memory_bias, fmt::format("{}.{}", name, i), config.layer);
   }
