@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-#include "kernels/simd.hpp"
+#include "xgrad/kernels/simd.hpp"
 #include "xgrad/format.hpp"
 
 namespace xg::optim {
