@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds tests/consumer against xgrad three ways: the package installed (meson install into a staging
 # root) and found by pkg-config, the same staged package found by CMake (tests/consumer/cmake), and
-# the source tree used as a Meson subproject.
+# the source tree used as a Meson subproject. The Meson builds also compile the consumer's own model
+# at build time (xgrad-generator) and check it bit for bit against the in-process Trainer.
 # Usage: run.sh SOURCE_ROOT BUILD_ROOT (meson test passes both).
 set -euo pipefail
 source_root=$(cd "$1" && pwd)
@@ -18,6 +19,7 @@ PKG_CONFIG_PATH="$pc" PKG_CONFIG_SYSROOT_DIR="$work/stage" \
   meson setup "$work/installed" "$source_root/tests/consumer" --wrap-mode=nofallback > "$work/setup.log" || { cat "$work/setup.log"; exit 1; }
 meson compile -C "$work/installed" > /dev/null
 LD_LIBRARY_PATH="$libdir" "$work/installed/consumer"
+LD_LIBRARY_PATH="$libdir" "$work/installed/compiled_model"
 
 echo "== installed package, found by CMake"
 stage_prefix="$work/stage$(PKG_CONFIG_PATH="$pc" pkg-config --variable=prefix xgrad)"
@@ -59,4 +61,5 @@ ln -s "$source_root" "$work/sub/subprojects/xgrad"
 meson setup "$work/sub-build" "$work/sub" --force-fallback-for=xgrad > "$work/setup-sub.log" || { cat "$work/setup-sub.log"; exit 1; }
 meson compile -C "$work/sub-build" > /dev/null
 "$work/sub-build/consumer"
+"$work/sub-build/compiled_model"
 echo "all three consumers built and ran"
