@@ -12,8 +12,6 @@ namespace {
 
 constexpr std::int64_t B = 2, S = 4, D = 8, H = 2, F = 12;
 
-Var normal(Graph& g, const std::string& name, Shape shape) { return g.param(name, std::move(shape), Init::normal(0.0, 1.0)); }
-Var ints(Graph& g, xt::xarray<std::int32_t> values) { return g.constant(Tensor(std::move(values))); }
 Var lengths(Graph& g) { return ints(g, {4, 2}); }
 
 /// Everything trainable in the graph, plus the named extra parameters the case made itself.

@@ -3,11 +3,9 @@
 namespace xg::testing {
 namespace {
 
-Var normal(Graph& g, const std::string& name, Shape shape) { return g.param(name, std::move(shape), Init::normal(0.0, 1.0)); }
 Var positive(Graph& g, const std::string& name, Shape shape) {
   return g.param(name, std::move(shape), Init::uniform(0.5, 2.0));
 }
-Var ints(Graph& g, xt::xarray<std::int32_t> values) { return g.constant(Tensor(std::move(values))); }
 Var floats(Graph& g, xt::xarray<double> values) { return g.constant(Tensor(std::move(values)).cast(g.float_type())); }
 
 using Unary = Var (*)(Var);

@@ -28,6 +28,12 @@ const std::vector<OpCase>& op_cases();
 /// The layers of xgrad/nn and the three models of graph/, at tiny sizes with padding present.
 const std::vector<OpCase>& layer_cases();
 
+/// The leaves the cases are built from: a parameter drawn from N(0, 1), an i32 constant.
+inline Var normal(Graph& g, const std::string& name, Shape shape) {
+  return g.param(name, std::move(shape), Init::normal(0.0, 1.0));
+}
+inline Var ints(Graph& g, xt::xarray<std::int32_t> values) { return g.constant(Tensor(std::move(values))); }
+
 /// Builds the case in a fresh f64 graph and gradient-checks it.
 GradcheckReport run_case(const OpCase& c);
 

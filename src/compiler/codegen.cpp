@@ -98,7 +98,9 @@ enum class Declaration : std::uint8_t { constant, shape, node };
 /// declarations the step bodies need (constants, shapes, nodes), each written once.
 class Writer {
  public:
-  explicit Writer(Graph& graph) : graph_(graph) {
+  /// `data_namespace`: where the source declares the constants, shapes and nodes, named after the
+  /// class so that two generated models can share a translation unit (a unity build).
+  Writer(Graph& graph, std::string data_namespace) : graph_(graph), data_namespace_(std::move(data_namespace)) {
     std::map<std::string, std::string> named;  // member -> graph name
     for (int id = 0; id < graph.size(); ++id) {
       const Node& n = graph.node(id);
@@ -188,7 +190,7 @@ class Writer {
   /// A graph constant, or one the compiler computed (the same in every program of the graph).
   std::string constant_name(const ProgramImpl& program, int id) {
     const std::string name = fmt::format("constant_{}", id);
-    if (declared_.contains({Declaration::constant, name})) return name;
+    if (declared_.contains({Declaration::constant, name})) return qualified(name);
     const Tensor& value = program.stored_value(id);
     std::vector<std::string> values;
     visit_dtype(value.dtype(), [&]<class T>() {
@@ -198,14 +200,16 @@ class Writer {
     if (values.empty()) values.emplace_back("0");  // a zero-length array is not C++; nothing reads it
     declared_[{Declaration::constant, name}] = fmt::format("alignas(64) const {} {}[] = {{{}}};  // {}\n", emit::cpp_type(value.dtype()), name,
                                        fmt::join(values, ", "), value.shape());
-    return name;
+    return qualified(name);
   }
+
+  std::string qualified(std::string_view name) const { return fmt::format("{}::{}", data_namespace_, name); }
 
   std::string shape_name(const Shape& shape) {
     std::string name = "shape";
     for (std::int64_t d : shape) name += fmt::format("_{}", d);
     if (!declared_.contains({Declaration::shape, name})) declared_[{Declaration::shape, name}] = fmt::format("const xg::Shape {}{{{}}};\n", name, dims(shape));
-    return name;
+    return qualified(name);
   }
 
   std::string seed_expression(const Node& n) const {
@@ -230,7 +234,7 @@ class Writer {
       declared_[{Declaration::node, name}] = fmt::format("const xg::Node {}{{&xg::op_{}, {{}}, {}, {}, {}, {}, {{}}}};\n", name, n.op_name(),
                                          attrs_cpp(n.attrs), dtype_cpp(n.dtype), shape_name(n.shape), string_literal(n.name));
     }
-    return name;
+    return qualified(name);
   }
 
   std::string generic_call(const ProgramImpl& program, int id, const std::vector<EmitOperand>& operands,
@@ -249,6 +253,7 @@ class Writer {
   }
 
   Graph& graph_;
+  std::string data_namespace_;
   std::vector<Parameter> parameters_;
   std::map<std::uint64_t, int> seed_slot_;  // seed -> index into the model's drawn seeds
   std::map<int, int> seed_drawn_by_;        // node that drew a seed -> its slot
@@ -346,7 +351,7 @@ GeneratedSources generate_cpp(Graph& graph, const CodegenSpec& spec) {
   const ProgramImpl& fp = ProgramAccess::impl(forward);
   const ProgramImpl& tp = ProgramAccess::impl(train);
 
-  Writer w(graph);
+  Writer w(graph, spec.class_name + "_data");
   const std::string forward_body = w.body(fp), train_body = w.body(tp);
   const std::string& C = spec.class_name;
   const std::size_t arena_bytes = std::max(fp.memory.arena_bytes, tp.memory.arena_bytes);
@@ -545,8 +550,10 @@ class {C} {{
 
 namespace xg::generated {{
 namespace {{
+namespace {C}_data {{
 
 {declarations}
+}}  // namespace {C}_data
 }}  // namespace
 
 {C}::{C}(std::uint64_t seed, OptimizerOptions optimizer, std::optional<double> clip_norm, int threads)
