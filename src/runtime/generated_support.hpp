@@ -12,6 +12,7 @@
 
 #include "kernels/dropout.hpp"
 #include "kernels/functors.hpp"
+#include "kernels/fused_elementwise.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/layer_norm.hpp"
 #include "kernels/reduce.hpp"
