@@ -289,6 +289,38 @@ TEST_CASE("elementwise fusion leaves rows whose SIMD batches would move, values 
   CHECK(check_fusion_exact(g, {exp(x64 + b64)}, aligned) == 1);
 }
 
+TEST_CASE("elementwise fusion draws a dropout mask again in each loop that reads it, instead of storing it") {
+  for (DType dtype : {DType::f32, DType::f64}) {
+    CAPTURE(dtype);
+    Graph g(5, dtype);
+    const Var x = g.input("x", {8, 40, 64}), r = g.input("r", {8, 40, 64});
+    const Var w = g.param("w", {64}, Init::normal(0.0, 1.0));
+    const Var y = dropout(x, 0.3) + r;  // forward: x * mask + r
+    const Var objective = sum(y * w);
+    const std::vector<Var> dx = grad(g, objective, {x});  // backward: (w broadcast) * mask
+    std::mt19937 rng(6);
+    const Tensor xv = random_tensor(dtype, {8, 40, 64}, rng), rv = random_tensor(dtype, {8, 40, 64}, rng);
+    const std::vector<Feed> feeds{{x, xv}, {r, rv}};
+    const std::vector<Var> outputs{y, dx[0]};
+    CHECK(check_fusion_exact(g, outputs, feeds) >= 2);
+    Program p = compile(g, outputs);
+    CHECK(scheduled(p, "dropout_mask") == 0);
+    CHECK(scheduled(p, "fused_elementwise") >= 2);
+    // The mask is really applied: in training some elements of x are dropped.
+    p.set_training(true);
+    p.run(feeds);
+    const Tensor yv = p.get(y);
+    std::size_t dropped = 0;
+    visit_float(dtype, [&]<class T>() {
+      const T* a = static_cast<const T*>(yv.data());
+      const T* b = static_cast<const T*>(rv.data());
+      for (std::int64_t i = 0; i < yv.numel(); ++i) dropped += a[i] == b[i] ? 1 : 0;
+    });
+    CHECK(dropped > 0);
+    CHECK(dropped < static_cast<std::size_t>(yv.numel()));
+  }
+}
+
 TEST_CASE("elementwise fusion does not reassociate") {
   Graph g(4);
   const Var a = g.input("a", {40}), b = g.input("b", {40}), c = g.input("c", {40});

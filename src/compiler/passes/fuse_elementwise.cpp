@@ -57,29 +57,39 @@ std::int64_t kernel_row_length(const ProgramGraph& graph, const Node& n) {
 
 class Fusion {
  public:
-  Fusion(const ProgramGraph& graph, int root) : graph_(graph), root_(graph.node(root)) {
-    simd_width_ = visit_float(root_.dtype, []<class T>() { return kernels::simd_width<T>; });
+  Fusion(const ProgramGraph& graph, int root) : graph_(&graph), root_id_(root), shape_(graph.node(root).shape), dtype_(graph.node(root).dtype) {
+    simd_width_ = visit_float(dtype_, []<class T>() { return kernels::simd_width<T>; });
   }
+
+  int root() const { return root_id_; }
 
   /// Whether `id` may be computed inside the fused node: an elementwise op of the root's shape and
   /// dtype (its operands too: where's condition must be of the values' type).
   bool fusable(int id) const {
-    const Node& n = graph_.node(id);
-    if (!instruction_of(n) || n.dtype != root_.dtype || !(n.shape == root_.shape)) return false;
-    return std::all_of(n.inputs.begin(), n.inputs.end(), [&](int in) { return graph_.node(in).dtype == root_.dtype; });
+    const Node& n = graph().node(id);
+    if (!instruction_of(n) || n.dtype != dtype_ || !(n.shape == shape_)) return false;
+    return std::all_of(n.inputs.begin(), n.inputs.end(), [&](int in) { return graph().node(in).dtype == dtype_; });
   }
 
   /// Adds `id` when the fused loop still computes every element as the separate kernels do.
   bool try_add(int id) {
     if (static_cast<int>(members_.size()) >= kernels::kMaxFusedInstructions) return false;
-    if (graph_.node(id).op == &op_dropout_mask && has_mask_) return false;  // one stream seed per node
+    if (graph().node(id).op == &op_dropout_mask && has_mask_) return false;  // one stream seed per node
     members_.push_back(id);
     if (!exact()) {
       members_.pop_back();
       return false;
     }
-    has_mask_ = has_mask_ || graph_.node(id).op == &op_dropout_mask;
+    has_mask_ = has_mask_ || graph().node(id).op == &op_dropout_mask;
     return true;
+  }
+
+  /// Takes out a dropout mask: it becomes an operand of the output's shape, which changes no row.
+  void remove(int mask) {
+    if (const auto it = std::find(members_.begin(), members_.end(), mask); it != members_.end()) {
+      members_.erase(it);
+      has_mask_ = false;
+    }
   }
 
   bool contains(int id) const { return std::find(members_.begin(), members_.end(), id) != members_.end(); }
@@ -94,7 +104,7 @@ class Fusion {
   std::vector<int> operands() const {
     std::vector<int> out;
     for (int m : members()) {
-      for (int in : graph_.node(m).inputs) {
+      for (int in : graph().node(m).inputs) {
         if (!contains(in) && std::find(out.begin(), out.end(), in) == out.end()) out.push_back(in);
       }
     }
@@ -110,7 +120,7 @@ class Fusion {
       return static_cast<int>(inputs.size() + static_cast<std::size_t>(std::find(order.begin(), order.end(), id) - order.begin()));
     };
     for (int id : order) {
-      const Node& n = graph_.node(id);
+      const Node& n = graph().node(id);
       ElementwiseInstruction instruction{.op = *instruction_of(n)};
       int* args[] = {&instruction.a, &instruction.b, &instruction.c};
       for (std::size_t k = 0; k < n.inputs.size(); ++k) *args[k] = slot(n.inputs[k]);
@@ -125,9 +135,9 @@ class Fusion {
 
  private:
   std::int64_t row_length() const {
-    std::int64_t length = root_.shape.numel();
+    std::int64_t length = shape_.numel();
     for (int m : members_) {
-      if (!graph_.node(m).inputs.empty()) length = std::min(length, kernel_row_length(graph_, graph_.node(m)));
+      if (!graph().node(m).inputs.empty()) length = std::min(length, kernel_row_length(graph(), graph().node(m)));
     }
     return length;
   }
@@ -136,21 +146,25 @@ class Fusion {
     const std::int64_t rows = row_length();
     if (std::ssize(operands()) > kernels::kMaxFusedOperands) return false;
     for (int m : members_) {
-      const Node& n = graph_.node(m);
+      const Node& n = graph().node(m);
       if (n.inputs.empty()) continue;
-      const std::int64_t own = kernel_row_length(graph_, n);
+      const std::int64_t own = kernel_row_length(graph(), n);
       if (own % rows != 0) return false;
       // Rows shorter than the op's own: its batches stay in place only if no row has a tail.
       if (is_simd_op(*instruction_of(n)) && own != rows && rows % simd_width_ != 0) return false;
     }
     for (int in : operands()) {
-      if (!kernels::BroadcastRows::make(root_.shape.dims(), graph_.node(in).shape.dims(), rows)) return false;
+      if (!kernels::BroadcastRows::make(shape_.dims(), graph().node(in).shape.dims(), rows)) return false;
     }
     return true;
   }
 
-  const ProgramGraph& graph_;
-  const Node& root_;
+  const ProgramGraph& graph() const { return *graph_; }
+
+  const ProgramGraph* graph_;
+  int root_id_;
+  Shape shape_;
+  DType dtype_;
   std::int64_t simd_width_ = 1;
   std::vector<int> members_;
   bool has_mask_ = false;
@@ -162,11 +176,12 @@ void fuse_elementwise(ProgramGraph& graph, PassLog& log) {
   const std::vector<bool> needed = graph.live();
   const std::vector<std::vector<int>> readers = graph.readers();
   std::vector<bool> taken(static_cast<std::size_t>(graph.size()), false);
+  std::vector<Fusion> fusions;
   // Roots from the last node back, so that a value's readers are decided before the value is.
   for (int root = graph.size() - 1; root >= 0; --root) {
     const Node& n = graph.node(root);
     if (!needed[static_cast<std::size_t>(root)] || taken[static_cast<std::size_t>(root)] || !instruction_of(n) ||
-        !is_float(n.dtype) || n.shape.numel() == 0) {
+        !is_float(n.dtype) || n.shape.numel() == 0 || n.op == &op_dropout_mask) {
       continue;
     }
     Fusion fusion(graph, root);
@@ -180,23 +195,44 @@ void fuse_elementwise(ProgramGraph& graph, PassLog& log) {
       if (id == last_seen) continue;  // reached through several members
       last_seen = id;
       const auto& r = readers[static_cast<std::size_t>(id)];
-      // Only a value that no one outside reads, and that is no output, stops being stored.
+      // Only a value that no one outside reads, and that is no output, stops being stored. A
+      // dropout mask is a function of its seed, the run and the position alone: every group that
+      // reads it may compute it again (and it stops being stored if all of them do, below).
+      const bool recomputable = graph.node(id).op == &op_dropout_mask;
       if (taken[static_cast<std::size_t>(id)] || graph.is_output(id) || r.empty() || !fusion.fusable(id) ||
-          !std::all_of(r.begin(), r.end(), [&](int reader) { return fusion.contains(reader); })) {
+          (!recomputable && !std::all_of(r.begin(), r.end(), [&](int reader) { return fusion.contains(reader); }))) {
         continue;
       }
       if (!fusion.try_add(id)) continue;
       for (int in : graph.node(id).inputs) candidates.push(in);
     }
     if (fusion.size() < 2) continue;
-    std::vector<std::string> parts;
     for (int m : fusion.members()) {
-      taken[static_cast<std::size_t>(m)] = true;
-      parts.push_back(describe(graph.node(m), m));
+      if (graph.node(m).op != &op_dropout_mask) taken[static_cast<std::size_t>(m)] = true;
     }
+    fusions.push_back(std::move(fusion));
+  }
+  // A mask some reader still reads from memory is computed by its own kernel anyway: the groups
+  // read it rather than draw it again.
+  for (int mask = 0; mask < graph.size(); ++mask) {
+    if (graph.node(mask).op != &op_dropout_mask) continue;
+    const auto& r = readers[static_cast<std::size_t>(mask)];
+    const bool everywhere = std::all_of(r.begin(), r.end(), [&](int reader) {
+      return std::any_of(fusions.begin(), fusions.end(), [&](const Fusion& f) { return f.contains(reader) && f.contains(mask); });
+    });
+    if (everywhere) continue;
+    for (Fusion& f : fusions) f.remove(mask);
+  }
+  for (const Fusion& fusion : fusions) {
+    if (fusion.size() < 2) continue;
+    std::vector<std::string> parts;
+    for (int m : fusion.members()) parts.push_back(describe(graph.node(m), m));
+    const int root = fusion.root();
+    FusedElementwiseAttr program = fusion.program();
+    std::vector<int> operands = fusion.operands();
     Node& fused = graph.node(root);
-    fused.attrs = fusion.program();
-    fused.inputs = fusion.operands();
+    fused.attrs = std::move(program);
+    fused.inputs = std::move(operands);
     fused.op = &op_fused_elementwise;
     log.record(fmt::format("%{} fused_elementwise (rows of {}): {}", root, std::get<FusedElementwiseAttr>(fused.attrs).row_length,
                            fmt::join(parts, " + ")));
