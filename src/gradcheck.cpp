@@ -5,7 +5,7 @@
 
 #include <fmt/format.h>
 
-#include "ops/op_def.hpp"
+#include "xgrad/op_def.hpp"
 #include "xgrad/autodiff.hpp"
 #include "xgrad/format.hpp"
 #include "xgrad/ops.hpp"

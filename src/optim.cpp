@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-#include "kernels/simd.hpp"
+#include "xgrad/kernels/simd.hpp"
 #include "xgrad/format.hpp"
 
 namespace xg::optim {
@@ -132,12 +132,7 @@ SGD::SGD(Graph& graph, std::vector<Var> params, SGDOptions options)
 
 SGD::SGD(Graph& graph, std::vector<ParamGroup> groups, SGDOptions options)
     : Optimizer(graph, std::move(groups)), options_(options) {
-  if (options_.momentum < 0.0 || options_.weight_decay < 0.0) {
-    throw ValueError(fmt::format("SGD: momentum {} and weight_decay {} must be >= 0", options_.momentum, options_.weight_decay));
-  }
-  if (options_.nesterov && (options_.momentum <= 0.0 || options_.dampening != 0.0)) {
-    throw ValueError("SGD: Nesterov momentum needs momentum > 0 and no dampening");
-  }
+  check_options(options_);
   if (options_.momentum > 0.0) {
     for (std::size_t k = 0; k < this->params().size(); ++k) momentum_.push_back(zeros_like_param(k));
   }
@@ -148,19 +143,38 @@ void SGD::update(std::size_t slot, std::span<double> p, std::span<const double> 
 
 template <class T>
 void SGD::apply(std::size_t slot, std::span<T> p, std::span<const T> g, T s, double lr) {
-  const T wd = static_cast<T>(weight_decay(slot, options_.weight_decay)), mu = static_cast<T>(options_.momentum),
-          damp = static_cast<T>(1.0 - options_.dampening), rate = static_cast<T>(lr);
-  T* buf = momentum_.empty() ? nullptr : static_cast<T*>(momentum_[slot].data());
-  const bool first = steps() == 1;
+  SGDOptions options = options_;
+  options.weight_decay = weight_decay(slot, options_.weight_decay);
+  sgd_update(p, g, momentum_.empty() ? nullptr : static_cast<T*>(momentum_[slot].data()), s, lr, steps(), options);
+}
+
+void check_options(const SGDOptions& options) {
+  if (options.momentum < 0.0 || options.weight_decay < 0.0) {
+    throw ValueError(fmt::format("SGD: momentum {} and weight_decay {} must be >= 0", options.momentum, options.weight_decay));
+  }
+  if (options.nesterov && (options.momentum <= 0.0 || options.dampening != 0.0)) {
+    throw ValueError("SGD: Nesterov momentum needs momentum > 0 and no dampening");
+  }
+}
+
+template <class T>
+void sgd_update(std::span<T> p, std::span<const T> g, T* momentum_buffer, T grad_scale, double lr, std::int64_t step,
+                const SGDOptions& options) {
+  const T wd = static_cast<T>(options.weight_decay), mu = static_cast<T>(options.momentum),
+          damp = static_cast<T>(1.0 - options.dampening), rate = static_cast<T>(lr);
+  const bool first = step == 1;
   for (std::size_t i = 0; i < p.size(); ++i) {
-    T d = g[i] * s + wd * p[i];
-    if (buf != nullptr) {
-      buf[i] = first ? d : mu * buf[i] + damp * d;
-      d = options_.nesterov ? d + mu * buf[i] : buf[i];
+    T d = g[i] * grad_scale + wd * p[i];
+    if (momentum_buffer != nullptr) {
+      momentum_buffer[i] = first ? d : mu * momentum_buffer[i] + damp * d;
+      d = options.nesterov ? d + mu * momentum_buffer[i] : momentum_buffer[i];
     }
     p[i] -= rate * d;
   }
 }
+template void sgd_update(std::span<float>, std::span<const float>, float*, float, double, std::int64_t, const SGDOptions&);
+template void sgd_update(std::span<double>, std::span<const double>, double*, double, double, std::int64_t,
+                         const SGDOptions&);
 
 std::vector<Optimizer::StateTensor> SGD::state() {
   std::vector<StateTensor> out;

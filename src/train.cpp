@@ -7,7 +7,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
-#include "runtime/kernel_environment.hpp"
+#include "xgrad/kernel_environment.hpp"
 #include "util/checked.hpp"
 #include "xgrad/autodiff.hpp"
 #include "xgrad/checkpoint.hpp"

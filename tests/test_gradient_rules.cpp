@@ -9,7 +9,7 @@
 #include <xgrad/xgrad.hpp>
 
 #include "error_message.hpp"
-#include "ops/op_def.hpp"
+#include "xgrad/op_def.hpp"
 
 using namespace xg;
 using testing::has;

@@ -117,24 +117,35 @@ CheckpointTensor checkpoint_tensor(std::string name, const FixedTensor<T, Dims..
   return {std::move(name), const_cast<T*>(t.data()), dtype_of<T>(), {Dims...}};
 }
 
-/// What a generated model's checkpoint holds: its parameters by graph name, the AdamW moments
-/// (with the optimizer, named as optim::Adam names them) and the counters, as Trainer saves them.
+/// One kind of per-parameter optimizer state of a generated model ("exp_avg"), held as a second
+/// Parameters struct.
 template <class Parameters>
-CheckpointContents checkpoint_contents(const Parameters& params, const Parameters* exp_avg, const Parameters* exp_avg_sq,
-                                       const optim::AdamOptions& adam, std::int64_t optimizer_steps,
-                                       std::uint64_t run_index) {
+struct OptimizerSlot {
+  std::string_view slot;
+  const Parameters* values = nullptr;
+};
+
+/// What a generated model's checkpoint holds: its parameters by graph name, the optimizer's state
+/// (named as optim::Optimizer names it, parameter by parameter) with its kind and step count, and
+/// the counters, as Trainer saves them. An empty kind: the parameters alone.
+template <class Parameters>
+CheckpointContents checkpoint_contents(const Parameters& params, std::string_view optimizer_kind,
+                                       const std::vector<OptimizerSlot<Parameters>>& state,
+                                       std::int64_t optimizer_steps, std::uint64_t run_index) {
   CheckpointContents contents;
   contents.params = params.named();
   contents.run_index = run_index;
-  if (exp_avg == nullptr || exp_avg_sq == nullptr) return contents;
-  contents.optimizer_kind = std::string(optim::adam_kind(adam));
+  if (optimizer_kind.empty()) return contents;
+  contents.optimizer_kind = std::string(optimizer_kind);
   contents.optimizer_steps = optimizer_steps;
-  std::vector<CheckpointTensor> first = exp_avg->named(), second = exp_avg_sq->named();
-  for (std::size_t k = 0; k < first.size(); ++k) {
-    first[k].name = optimizer_state_name("exp_avg", first[k].name);
-    second[k].name = optimizer_state_name("exp_avg_sq", second[k].name);
-    contents.optimizer_state.push_back(std::move(first[k]));
-    contents.optimizer_state.push_back(std::move(second[k]));
+  std::vector<std::vector<CheckpointTensor>> slots;
+  for (const OptimizerSlot<Parameters>& s : state) slots.push_back(s.values->named());
+  for (std::size_t k = 0; k < contents.params.size(); ++k) {
+    for (std::size_t s = 0; s < state.size(); ++s) {
+      CheckpointTensor t = std::move(slots[s][k]);
+      t.name = optimizer_state_name(state[s].slot, t.name);
+      contents.optimizer_state.push_back(std::move(t));
+    }
   }
   return contents;
 }

@@ -13,6 +13,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "xgrad/graph.hpp"
@@ -113,6 +114,10 @@ struct SGDOptions {
   bool nesterov = false;
 };
 
+/// Negative momentum or weight decay, and Nesterov momentum without momentum or with dampening, are
+/// a ValueError (torch.optim.SGD refuses the same).
+void check_options(const SGDOptions& options);
+
 /// Stochastic gradient descent with momentum, as torch.optim.SGD.
 class SGD final : public Optimizer {
  public:
@@ -193,6 +198,22 @@ StepInfo clipping(std::span<const TensorRef> grads, std::optional<double> clip_n
 template <class T>
 void adam_update(std::span<T> p, std::span<const T> g, T* first_moment, T* second_moment, T grad_scale, double lr,
                  std::int64_t step, const AdamOptions& options);
+
+/// One SGD update in place, torch.optim.SGD's arithmetic: the gradient is g * grad_scale plus
+/// options.weight_decay * p; with a momentum buffer (momentum > 0) it is the buffer's new value, which
+/// `step` 1 (counted from 1) initialises. The kernel of SGD::step, shared with generated models.
+template <class T>
+void sgd_update(std::span<T> p, std::span<const T> g, T* momentum_buffer, T grad_scale, double lr, std::int64_t step,
+                const SGDOptions& options);
+
+/// Which optimizer, with its options, as one value: what a generated model's train_step() applies
+/// (AdamOptions covers Adam and, with decoupled weight decay, AdamW).
+using OptimizerOptions = std::variant<SGDOptions, AdamOptions>;
+
+/// "SGD", "Adam" or "AdamW": the kind checkpoints record.
+inline std::string_view optimizer_kind(const OptimizerOptions& options) {
+  return std::holds_alternative<SGDOptions>(options) ? std::string_view("SGD") : adam_kind(std::get<AdamOptions>(options));
+}
 
 // ---- learning-rate schedules: step (counted from 0) -> learning rate ----
 

@@ -12,9 +12,11 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <variant>
 
 #include <fmt/format.h>
 
+#include "io/atomic_file.hpp"
 #include "ops/emit_util.hpp"
 #include "runtime/program_impl.hpp"
 #include "xgrad/attr_fields.hpp"
@@ -63,7 +65,7 @@ std::string attrs_cpp(const Attrs& attrs, std::string_view seed = {}) {
   return fmt::format("xg::{}{{{}}}", d.type, fmt::join(fields, ", "));
 }
 
-std::string quoted(std::string_view text) {
+std::string string_literal(std::string_view text) {
   std::string out = "\"";
   for (char c : text) {
     if (c == '"' || c == '\\') out += '\\';
@@ -219,14 +221,14 @@ class Writer {
       auto [it, fresh] = seeded_index_.emplace(id, seeded_index_.size());
       if (fresh) {
         seeded_setup_ += fmt::format("  seeded_nodes_.push_back(xg::Node{{&xg::op_{}, {{}}, {}, {}, {}, {}, {{}}}});\n", n.op_name(),
-                                     attrs_cpp(n.attrs, seed), dtype_cpp(n.dtype), shape_name(n.shape), quoted(n.name));
+                                     attrs_cpp(n.attrs, seed), dtype_cpp(n.dtype), shape_name(n.shape), string_literal(n.name));
       }
       return fmt::format("seeded_nodes_[{}]", it->second);
     }
     const std::string name = fmt::format("node_{}", id);
     if (!declared_.contains({Declaration::node, name})) {
       declared_[{Declaration::node, name}] = fmt::format("const xg::Node {}{{&xg::op_{}, {{}}, {}, {}, {}, {}, {{}}}};\n", name, n.op_name(),
-                                         attrs_cpp(n.attrs), dtype_cpp(n.dtype), shape_name(n.shape), quoted(n.name));
+                                         attrs_cpp(n.attrs), dtype_cpp(n.dtype), shape_name(n.shape), string_literal(n.name));
     }
     return name;
   }
@@ -241,8 +243,8 @@ class Writer {
         buffers.empty() ? "std::span<const xg::Buffer>()" : fmt::format("std::span<const xg::Buffer>(in, {})", buffers.size());
     const std::string call = fmt::format("xg::op_{}.forward({}, {}, {{{}, &{}, {}}}, {});", n.op_name(), node_name(id, n),
                                          operand_span, out.pointer, shape_name(n.shape), dtype_cpp(n.dtype), context);
-    if (buffers.empty()) return fmt::format("at = {};\n{}", quoted(description), call);
-    return fmt::format("at = {};\n{{\n  const xg::Buffer in[] = {{{}}};\n  {}\n}}", quoted(description),
+    if (buffers.empty()) return fmt::format("at = {};\n{}", string_literal(description), call);
+    return fmt::format("at = {};\n{{\n  const xg::Buffer in[] = {{{}}};\n  {}\n}}", string_literal(description),
                        fmt::join(buffers, ", "), call);
   }
 
@@ -282,31 +284,62 @@ void check_spec(Graph& graph, const CodegenSpec& spec) {
   if (!is_identifier(spec.class_name)) {
     throw ValueError(fmt::format("generate_cpp: class name '{}' is not a C++ identifier", spec.class_name));
   }
-  if (!spec.objective.valid() || &spec.objective.graph() != &graph || spec.objective.rank() != 0) {
+  if (!spec.model.objective.valid() || &spec.model.objective.graph() != &graph || spec.model.objective.rank() != 0) {
     throw ValueError("generate_cpp: the objective must be a scalar of this graph");
   }
   static const std::set<std::string, std::less<>> taken{"forward", "train_step", "gradients", "last_step", "save", "load",
                                                          "load_parameters", "run_index", "optimizer_steps", "params",
                                                          "description", "arena_bytes"};
   std::set<std::string, std::less<>> names;
-  for (const auto& [name, var] : spec.outputs) {
+  for (const auto& [name, var] : spec.model.outputs) {
     if (!is_identifier(name) || taken.contains(name) || !names.insert(name).second) {
       throw ValueError(fmt::format("generate_cpp: output name '{}' is not a free C++ identifier", name));
     }
     if (!var.valid() || &var.graph() != &graph) throw ValueError(fmt::format("generate_cpp: output '{}' is not of this graph", name));
   }
-  if (spec.outputs.empty()) throw ValueError("generate_cpp: no outputs for forward()");
+  if (spec.model.outputs.empty()) throw ValueError("generate_cpp: no outputs for forward()");
 }
+
+/// What train_step()'s update looks like for the optimizer the spec chose.
+struct OptimizerCode {
+  std::string options_type;         // the constructor's options, e.g. "xg::optim::SGDOptions"
+  std::string default_options;      // the spec's options as a designated initializer
+  std::vector<std::string> slots;   // per-parameter state, as checkpoints name it
+  std::string state_in_checkpoint;  // C++ condition under which the state is saved (SGD without momentum has none)
+};
+
+OptimizerCode optimizer_code(const optim::OptimizerOptions& optimizer) {
+  const auto literal = [](double v) { return number(v, DType::f64); };
+  if (const auto* sgd = std::get_if<optim::SGDOptions>(&optimizer)) {
+    optim::check_options(*sgd);
+    return {"xg::optim::SGDOptions",
+            fmt::format("{{.momentum = {}, .dampening = {}, .weight_decay = {}, .nesterov = {}}}", literal(sgd->momentum),
+                        literal(sgd->dampening), literal(sgd->weight_decay), sgd->nesterov),
+            {"momentum_buffer"},
+            "optimizer_.momentum > 0.0"};
+  }
+  const auto& adam = std::get<optim::AdamOptions>(optimizer);
+  return {"xg::optim::AdamOptions",
+          fmt::format("{{.beta1 = {}, .beta2 = {}, .eps = {}, .weight_decay = {}, .decoupled_weight_decay = {}}}",
+                      literal(adam.beta1), literal(adam.beta2), literal(adam.eps), literal(adam.weight_decay),
+                      adam.decoupled_weight_decay),
+          {"exp_avg", "exp_avg_sq"},
+          "true"};
+}
+
+/// The slot's member holding per-parameter optimizer state: "exp_avg" -> "exp_avg_".
+std::string state_member(std::string_view slot) { return fmt::format("{}_", slot); }
 
 }  // namespace
 
 GeneratedSources generate_cpp(Graph& graph, const CodegenSpec& spec) {
   check_spec(graph, spec);
+  const std::string description = spec.model.description.empty() ? spec.class_name : spec.model.description;
   const std::vector<Var> params = graph.params();
-  const std::vector<Var> grads = grad(graph, spec.objective, params);
+  const std::vector<Var> grads = grad(graph, spec.model.objective, params);
   std::vector<Var> forward_outputs;
-  for (const auto& output : spec.outputs) forward_outputs.push_back(output.second);
-  std::vector<Var> train_outputs{spec.objective};
+  for (const auto& output : spec.model.outputs) forward_outputs.push_back(output.second);
+  std::vector<Var> train_outputs{spec.model.objective};
   train_outputs.insert(train_outputs.end(), grads.begin(), grads.end());
   const Program forward = compile(graph, forward_outputs);
   const Program train = compile(graph, train_outputs);
@@ -324,19 +357,22 @@ GeneratedSources generate_cpp(Graph& graph, const CodegenSpec& spec) {
   std::string parameters, inputs, gradients, accessors;
   for (const Parameter& p : w.parameters()) {
     const Node& n = graph.node(p.node);
-    parameters += fmt::format("    {} {};  // {}\n", fixed_tensor(n), p.member, quoted(p.name));
+    parameters += fmt::format("    {} {};  // {}\n", fixed_tensor(n), p.member, string_literal(p.name));
     gradients += fmt::format("    std::span<const {}> {};\n", emit::cpp_type(n.dtype), p.member);
   }
   for (Var in : graph.inputs()) {
-    inputs += fmt::format("    {} {};  // {}\n", fixed_tensor(in.node()), identifier(in.node().name), quoted(in.node().name));
+    inputs += fmt::format("    {} {};  // {}\n", fixed_tensor(in.node()), identifier(in.node().name), string_literal(in.node().name));
   }
-  for (const auto& [name, var] : spec.outputs) {
+  for (const auto& [name, var] : spec.model.outputs) {
     const std::string type(emit::cpp_type(var.dtype()));
     accessors += var.rank() == 0 ? fmt::format("  {} {}() const;\n", type, name)
                                  : fmt::format("  std::span<const {}> {}() const;  // {}\n", type, name, var.shape());
   }
+  const OptimizerCode opt = optimizer_code(spec.model.optimizer);
+  std::vector<std::string> state_members;
+  for (const std::string& slot : opt.slots) state_members.push_back(state_member(slot));
   GeneratedSources out;
-  out.header = fmt::format(R"(// Generated by xgrad-codegen; do not edit. {description}
+  out.header = fmt::format(R"(// Generated by xgrad's code generator (xg::generate_cpp); do not edit. {description}
 #pragma once
 #include <xgrad/generated_model.hpp>
 
@@ -375,30 +411,34 @@ class {C} {{
     std::vector<xg::CheckpointTensor> named() const;
   }};
 
-  /// Parameters drawn as a Graph with this seed draws them; AdamW with these options, its weight
-  /// decay only on the parameters optim::decayed_by_default (as optim::adamw_factory); kernels split
-  /// across `threads` threads (0: the process's default pool), as a Program compiled with that many.
-  /// Runs flush subnormal values to zero, as Programs do by default.
-  explicit {C}(std::uint64_t seed = 0, xg::optim::AdamOptions adam = xg::optim::adamw(),
-      std::optional<double> clip_norm = 1.0, int threads = 0);
+  /// The update train_step() applies: {kind}, with these options unless the constructor is given others.
+  using OptimizerOptions = {options_type};
+  static constexpr OptimizerOptions default_optimizer{default_options};
+
+  /// Parameters drawn as a Graph with this seed draws them; the optimizer's weight decay {decayed};
+  /// global-norm clipping at clip_norm (none: no clipping); kernels split across `threads` threads
+  /// (0: the process's default pool), as a Program compiled with that many. Runs flush subnormal
+  /// values to zero, as Programs do by default.
+  explicit {C}(std::uint64_t seed = 0, OptimizerOptions optimizer = default_optimizer,
+      std::optional<double> clip_norm = {clip_norm}, int threads = 0);
 
   /// Evaluation mode (no dropout). The outputs below hold its results until the next call.
   void forward(const Inputs& inputs);
 {accessors}
-  /// Training mode: forward, backward, global-norm clipping and one AdamW update with learning
+  /// Training mode: forward, backward, clipping (when on) and one optimizer update with learning
   /// rate lr. Returns the objective before the update.
   {objective_type} train_step(const Inputs& inputs, double lr);
   const Gradients& gradients() const {{ return gradients_; }}
   const xg::optim::StepInfo& last_step() const {{ return last_step_; }}
 
-  /// The checkpoint format of xg::Trainer: parameters, AdamW state and counters, plus `metadata`.
+  /// The checkpoint format of xg::Trainer: parameters, optimizer state and counters, plus `metadata`.
   void save(const std::string& path, const std::map<std::string, std::string>& metadata = {{}}) const;
   /// Restores what save() or Trainer::save wrote; returns the metadata.
   std::map<std::string, std::string> load(const std::string& path);
   /// Restores the parameters alone (from any checkpoint of this model, e.g. save_checkpoint(graph)).
   void load_parameters(const std::string& path);
 
-  /// Training steps taken (dropout masks depend on it) and AdamW's step count.
+  /// Training steps taken (dropout masks depend on it) and the optimizer's step count.
   std::uint64_t run_index() const {{ return run_index_; }}
   std::int64_t optimizer_steps() const {{ return optimizer_steps_; }}
 
@@ -408,9 +448,9 @@ class {C} {{
   void run_forward(std::byte* arena, std::uint64_t run, bool training);
   void run_train_step(std::byte* arena, std::uint64_t run, bool training);
 
-  xg::optim::AdamOptions adam_;
+  OptimizerOptions optimizer_;
   std::optional<double> clip_norm_;
-  Parameters exp_avg_, exp_avg_sq_;
+  Parameters {state_members};  // the optimizer's per-parameter state
   Gradients gradients_;
   xg::optim::StepInfo last_step_;
   std::uint64_t run_index_ = 0;
@@ -423,11 +463,17 @@ class {C} {{
 
 }}  // namespace xg::generated
 )",
-      fmt::arg("description", spec.description), fmt::arg("quoted_description", quoted(spec.description)), fmt::arg("C", C),
+      fmt::arg("description", description), fmt::arg("quoted_description", string_literal(description)), fmt::arg("C", C),
       fmt::arg("arena_bytes", arena_bytes), fmt::arg("forward_calls", fp.steps.size()), fmt::arg("train_calls", tp.steps.size()),
       fmt::arg("flops", train.matmul_flops()), fmt::arg("scalars", scalars), fmt::arg("parameters", parameters),
       fmt::arg("inputs", inputs), fmt::arg("gradients", gradients), fmt::arg("accessors", accessors),
-      fmt::arg("objective_type", emit::cpp_type(spec.objective.dtype())), fmt::arg("dropouts", w.seed_count()));
+      fmt::arg("objective_type", emit::cpp_type(spec.model.objective.dtype())), fmt::arg("dropouts", w.seed_count()),
+      fmt::arg("kind", optim::optimizer_kind(spec.model.optimizer)), fmt::arg("options_type", opt.options_type),
+      fmt::arg("default_options", opt.default_options),
+      fmt::arg("decayed", spec.model.decayed == DecayedParameters::all ? "on every parameter"
+                                                                 : "only on the parameters optim::decayed_by_default picks"),
+      fmt::arg("clip_norm", spec.model.clip_norm ? number(*spec.model.clip_norm, DType::f64) : std::string("std::nullopt")),
+      fmt::arg("state_members", fmt::join(state_members, ", ")));
 
   // ---- the source ----
   std::string init, named, outputs, update;
@@ -441,16 +487,16 @@ class {C} {{
   }
   std::string named_inputs;
   for (Var in : graph.inputs()) {
-    named_inputs += fmt::format("      xg::generated::checkpoint_tensor({}, {}),\n", quoted(in.node().name), identifier(in.node().name));
+    named_inputs += fmt::format("      xg::generated::checkpoint_tensor({}, {}),\n", string_literal(in.node().name), identifier(in.node().name));
   }
   std::string named_gradients;
   for (const Parameter& p : w.parameters()) {
     const Node& n = graph.node(p.node);
-    named_gradients += fmt::format("      {{{}, const_cast<{}*>({}.data()), {}, {{{}}}}},\n", quoted(p.name), emit::cpp_type(n.dtype),
+    named_gradients += fmt::format("      {{{}, const_cast<{}*>({}.data()), {}, {{{}}}}},\n", string_literal(p.name), emit::cpp_type(n.dtype),
                                    p.member, dtype_cpp(n.dtype), dims(n.shape));
   }
-  for (const Parameter& p : w.parameters()) named += fmt::format("      xg::generated::checkpoint_tensor({}, {}),\n", quoted(p.name), p.member);
-  for (const auto& [name, var] : spec.outputs) {
+  for (const Parameter& p : w.parameters()) named += fmt::format("      xg::generated::checkpoint_tensor({}, {}),\n", string_literal(p.name), p.member);
+  for (const auto& [name, var] : spec.model.outputs) {
     const std::string type(emit::cpp_type(var.dtype()));
     const std::string pointer = w.pointer(fp, var.id(), true);
     outputs += var.rank() == 0
@@ -468,21 +514,34 @@ class {C} {{
   }
   update += fmt::format("  const std::array<xg::TensorRef, {}> grads{{{}}};\n", refs.size(), fmt::join(refs, ",\n      "));
   update += "  last_step_ = xg::optim::clipping(grads, clip_norm_);\n  ++optimizer_steps_;\n";
-  // optim::adamw_factory's grouping, decided here: no weight decay on biases, gains and positions.
-  if (!std::all_of(params.begin(), params.end(), [](Var p) { return optim::decayed_by_default(p); })) {
-    update += "  xg::optim::AdamOptions no_decay = adam_;\n  no_decay.weight_decay = 0.0;\n";
+  // The weight-decay grouping is decided here, once: optim::adamw_factory's (none on biases, gains and
+  // positions), or every parameter alike.
+  const auto decayed = [&](Var p) { return spec.model.decayed == DecayedParameters::all || optim::decayed_by_default(p); };
+  if (!std::all_of(params.begin(), params.end(), decayed)) {
+    update += "  OptimizerOptions no_decay = optimizer_;\n  no_decay.weight_decay = 0.0;\n";
   }
+  const bool sgd = std::holds_alternative<optim::SGDOptions>(spec.model.optimizer);
   for (std::size_t k = 0; k < params.size(); ++k) {
     const std::string& m = w.parameters()[k].member;
-    update += fmt::format("  xg::optim::adam_update(params.{0}.span(), gradients_.{0}, exp_avg_.{0}.data(), exp_avg_sq_.{0}.data(), "
-                          "static_cast<{1}>(last_step_.clip_scale), lr, optimizer_steps_, {2});\n",
-                          m, emit::cpp_type(params[k].dtype()), optim::decayed_by_default(params[k]) ? "adam_" : "no_decay");
+    const std::string scale = fmt::format("static_cast<{}>(last_step_.clip_scale)", emit::cpp_type(params[k].dtype()));
+    const char* options = decayed(params[k]) ? "optimizer_" : "no_decay";
+    update += sgd ? fmt::format("  xg::optim::sgd_update(params.{0}.span(), gradients_.{0}, optimizer_.momentum > 0.0 ? "
+                                "momentum_buffer_.{0}.data() : nullptr, {1}, lr, optimizer_steps_, {2});\n",
+                                m, scale, options)
+                  : fmt::format("  xg::optim::adam_update(params.{0}.span(), gradients_.{0}, exp_avg_.{0}.data(), "
+                                "exp_avg_sq_.{0}.data(), {1}, lr, optimizer_steps_, {2});\n",
+                                m, scale, options);
   }
-  const std::string objective_type(emit::cpp_type(spec.objective.dtype()));
-  out.source = fmt::format(R"(// Generated by xgrad-codegen; do not edit. {description}
+  std::vector<std::string> slot_list;
+  for (const std::string& slot : opt.slots) slot_list.push_back(fmt::format("{{\"{}\", &{}}}", slot, state_member(slot)));
+  const std::string checkpoint_state =
+      fmt::format("{} ? std::vector<xg::generated::OptimizerSlot<Parameters>>{{{}}} : std::vector<xg::generated::OptimizerSlot<Parameters>>{{}}",
+                  opt.state_in_checkpoint, fmt::join(slot_list, ", "));
+  const std::string objective_type(emit::cpp_type(spec.model.objective.dtype()));
+  out.source = fmt::format(R"(// Generated by xgrad's code generator (xg::generate_cpp); do not edit. {description}
 #include "{header}"
 
-#include "runtime/generated_support.hpp"
+#include <xgrad/generated_support.hpp>
 
 namespace xg::generated {{
 namespace {{
@@ -490,11 +549,11 @@ namespace {{
 {declarations}
 }}  // namespace
 
-{C}::{C}(std::uint64_t seed, xg::optim::AdamOptions adam, std::optional<double> clip_norm, int threads)
-    : adam_(adam),
+{C}::{C}(std::uint64_t seed, OptimizerOptions optimizer, std::optional<double> clip_norm, int threads)
+    : optimizer_(optimizer),
       clip_norm_(clip_norm),
       pool_(xg::ThreadPool::with_threads(threads)) {{
-  xg::claim_blas_threads();
+{check_optimizer}  xg::claim_blas_threads();
   // The draws of Graph(seed): every parameter's values and every dropout stream's seed, in graph order.
   std::mt19937_64 rng(seed);
 {init}{seeded_nodes}}}
@@ -538,32 +597,45 @@ void {C}::forward(const Inputs& inputs) {{
 }}
 
 void {C}::save(const std::string& path, const std::map<std::string, std::string>& metadata) const {{
-  xg::CheckpointContents contents =
-      xg::generated::checkpoint_contents(params, &exp_avg_, &exp_avg_sq_, adam_, optimizer_steps_, run_index_);
+  xg::CheckpointContents contents = xg::generated::checkpoint_contents(
+      params, xg::optim::optimizer_kind(optimizer_), {checkpoint_state}, optimizer_steps_, run_index_);
   contents.metadata = metadata;
   xg::save_checkpoint(path, contents);
 }}
 
 std::map<std::string, std::string> {C}::load(const std::string& path) {{
   xg::LoadedState loaded = xg::load_checkpoint(
-      path, xg::generated::checkpoint_contents(params, &exp_avg_, &exp_avg_sq_, adam_, optimizer_steps_, run_index_));
+      path, xg::generated::checkpoint_contents(params, xg::optim::optimizer_kind(optimizer_), {checkpoint_state},
+                                               optimizer_steps_, run_index_));
   run_index_ = loaded.run_index;
   optimizer_steps_ = loaded.optimizer_steps;
   return std::move(loaded.metadata);
 }}
 
 void {C}::load_parameters(const std::string& path) {{
-  xg::load_checkpoint(path, xg::generated::checkpoint_contents<Parameters>(params, nullptr, nullptr, adam_, 0, 0));
+  xg::load_checkpoint(path, xg::generated::checkpoint_contents<Parameters>(params, {{}}, {{}}, 0, 0));
 }}
 
 }}  // namespace xg::generated
 )",
-      fmt::arg("description", spec.description), fmt::arg("header", spec.header_include), fmt::arg("declarations", w.declarations()),
+      fmt::arg("description", description), fmt::arg("header", spec.header_include), fmt::arg("declarations", w.declarations()),
       fmt::arg("C", C), fmt::arg("init", init), fmt::arg("seeded_nodes", w.seeded_node_setup()), fmt::arg("named", named), fmt::arg("named_inputs", named_inputs), fmt::arg("named_gradients", named_gradients), fmt::arg("forward_body", forward_body),
       fmt::arg("train_body", train_body), fmt::arg("forward_inputs", copy_inputs(fp)), fmt::arg("outputs", outputs),
       fmt::arg("objective_type", objective_type), fmt::arg("train_inputs", copy_inputs(tp)),
-      fmt::arg("objective", w.pointer(tp, spec.objective.id(), true)), fmt::arg("update", update));
+      fmt::arg("objective", w.pointer(tp, spec.model.objective.id(), true)), fmt::arg("update", update),
+      fmt::arg("checkpoint_state", checkpoint_state),
+      fmt::arg("check_optimizer", sgd ? "  xg::optim::check_options(optimizer_);\n" : ""));
   return out;
+}
+
+void write_generated_model(Graph& graph, const std::string& class_name, const ModelDefinition& model,
+                           const std::filesystem::path& header, const std::filesystem::path& source) {
+  const GeneratedSources code = generate_cpp(graph, {class_name, header.filename().string(), model});
+  for (const auto& [path, text] : {std::pair{header, &code.header}, std::pair{source, &code.source}}) {
+    AtomicFile file(path.string());
+    file.write(*text, "the generated code");
+    file.commit();
+  }
 }
 
 }  // namespace xg

@@ -7,7 +7,7 @@
 
 #include "compiler/memory_plan.hpp"
 #include "compiler/passes/program_graph.hpp"
-#include "runtime/kernel_environment.hpp"
+#include "xgrad/kernel_environment.hpp"
 #include "runtime/program_impl.hpp"
 #include "util/checked.hpp"
 #include "xgrad/format.hpp"

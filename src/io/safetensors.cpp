@@ -6,13 +6,10 @@
 #include <cstring>
 #include <fstream>
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "io/atomic_file.hpp"
 #include "util/checked.hpp"
 #include "xgrad/format.hpp"
 
@@ -86,27 +83,6 @@ Entry parse_entry(const std::string& name, const Json& v, const std::string& sou
   return e;
 }
 
-/// write(2) until done; false with errno set on failure.
-bool write_all(int fd, const void* data, std::size_t size) {
-  const auto* p = static_cast<const char*>(data);
-  while (size > 0) {
-    const ssize_t n = ::write(fd, p, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    p += n;
-    size -= static_cast<std::size_t>(n);
-  }
-  return true;
-}
-
-std::string parent_directory(const std::string& path) {
-  const auto slash = path.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
-
 }  // namespace
 
 void save_safetensors(const std::string& path, std::span<const std::pair<std::string, TensorRef>> tensors,
@@ -132,37 +108,13 @@ void save_safetensors(const std::string& path, std::span<const std::pair<std::st
   text.append((8 - text.size() % 8) % 8, ' ');  // the data starts 8-byte aligned
   const std::uint64_t header_size = text.size();
 
-  std::string temp = path + ".tmp-XXXXXX";
-  const int fd = ::mkstemp(temp.data());
-  if (fd < 0) throw IOError(fmt::format("cannot create a temporary file beside {}: {}", path, std::strerror(errno)));
-  auto fail = [&](std::string_view step) {
-    const int err = errno;
-    ::close(fd);
-    ::unlink(temp.c_str());
-    throw IOError(fmt::format("saving {} failed while {}: {}; the file was left as it was", path, step, std::strerror(err)));
-  };
-  if (!write_all(fd, &header_size, sizeof header_size) || !write_all(fd, text.data(), text.size())) fail("writing the header");
+  AtomicFile file(path);
+  file.write(&header_size, sizeof header_size, "the header");
+  file.write(text, "the header");
   for (std::size_t k = 0; k < tensors.size(); ++k) {
-    if (!write_all(fd, tensors[k].second.data, sizes[k])) fail(fmt::format("writing tensor '{}'", tensors[k].first));
+    file.write(tensors[k].second.data, sizes[k], fmt::format("tensor '{}'", tensors[k].first));
   }
-  if (::fchmod(fd, 0644) != 0) fail("setting permissions");
-  if (::fsync(fd) != 0) fail("flushing to disk");
-  if (::close(fd) != 0) {
-    const int err = errno;
-    ::unlink(temp.c_str());
-    throw IOError(fmt::format("saving {} failed while closing: {}; the file was left as it was", path, std::strerror(err)));
-  }
-  if (::rename(temp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(temp.c_str());
-    throw IOError(fmt::format("saving {} failed while renaming the temporary file: {}", path, std::strerror(err)));
-  }
-  // The rename itself reaches the disk once the directory is flushed.
-  const int dir = ::open(parent_directory(path).c_str(), O_RDONLY | O_DIRECTORY);
-  if (dir >= 0) {
-    ::fsync(dir);
-    ::close(dir);
-  }
+  file.commit();
 }
 
 SafetensorsContent parse_safetensors(std::span<const std::uint8_t> bytes, const std::string& source) {

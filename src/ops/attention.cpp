@@ -12,8 +12,8 @@
 #include <array>
 #include <cmath>
 
-#include "kernels/flash_attention.hpp"
-#include "kernels/parallel.hpp"
+#include "xgrad/kernels/flash_attention.hpp"
+#include "xgrad/kernels/parallel.hpp"
 #include "ops/builder_util.hpp"
 #include "xgrad/ops.hpp"
 

@@ -8,7 +8,7 @@
 #include "xgrad/error.hpp"
 #include "xgrad/format.hpp"
 #include "xgrad/graph.hpp"
-#include "ops/op_def.hpp"
+#include "xgrad/op_def.hpp"
 
 namespace xg::detail {
 

@@ -2,10 +2,10 @@
 #include <cmath>
 #include <numbers>
 
-#include "kernels/broadcast.hpp"
-#include "kernels/functors.hpp"
-#include "kernels/parallel.hpp"
-#include "kernels/simd.hpp"
+#include "xgrad/kernels/broadcast.hpp"
+#include "xgrad/kernels/functors.hpp"
+#include "xgrad/kernels/parallel.hpp"
+#include "xgrad/kernels/simd.hpp"
 #include "ops/builder_util.hpp"
 #include "ops/emit_util.hpp"
 #include "xgrad/ops.hpp"

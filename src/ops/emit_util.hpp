@@ -9,8 +9,8 @@
 
 #include <fmt/format.h>
 
-#include "kernels/broadcast.hpp"
-#include "ops/op_def.hpp"
+#include "xgrad/kernels/broadcast.hpp"
+#include "xgrad/op_def.hpp"
 
 namespace xg::emit {
 

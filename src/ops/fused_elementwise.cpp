@@ -4,12 +4,12 @@
 // where's select, dropout_mask) over tiles laid so that every element takes the path (SIMD batch
 // or scalar tail) it takes in the separate kernel: results agree bit for bit with the unfused
 // program, and generated code (emit) runs the same loops with every size a literal.
-#include "kernels/dropout.hpp"
-#include "kernels/functors.hpp"
-#include "kernels/fused_elementwise.hpp"
-#include "kernels/simd.hpp"
+#include "xgrad/kernels/dropout.hpp"
+#include "xgrad/kernels/functors.hpp"
+#include "xgrad/kernels/fused_elementwise.hpp"
+#include "xgrad/kernels/simd.hpp"
 #include "ops/emit_util.hpp"
-#include "ops/op_def.hpp"
+#include "xgrad/op_def.hpp"
 
 namespace xg {
 namespace {

@@ -3,10 +3,10 @@
 // (compiler/passes/fuse_epilogues.cpp). The epilogue runs on each piece of the product while it is
 // in cache, with the same functors and the same SIMD/scalar split as the separate kernels: results
 // agree bit for bit with the unfused program.
-#include "kernels/functors.hpp"
-#include "kernels/gemm.hpp"
-#include "kernels/simd.hpp"
-#include "ops/op_def.hpp"
+#include "xgrad/kernels/functors.hpp"
+#include "xgrad/kernels/gemm.hpp"
+#include "xgrad/kernels/simd.hpp"
+#include "xgrad/op_def.hpp"
 
 namespace xg {
 namespace {

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "kernels/broadcast.hpp"
+#include "xgrad/kernels/broadcast.hpp"
 #include "ops/builder_util.hpp"
 #include "xgrad/ops.hpp"
 

@@ -1,7 +1,7 @@
 // layer_norm over the last axes with optional gamma and beta, and its fused first derivative.
 #include <cmath>
 
-#include "kernels/layer_norm.hpp"
+#include "xgrad/kernels/layer_norm.hpp"
 #include "ops/builder_util.hpp"
 #include "ops/emit_util.hpp"
 #include "xgrad/ops.hpp"

@@ -3,7 +3,7 @@
 
 #include <xtensor/xbuilder.hpp>
 
-#include "kernels/dropout.hpp"
+#include "xgrad/kernels/dropout.hpp"
 #include "ops/builder_util.hpp"
 #include "ops/emit_util.hpp"
 #include "util/checked.hpp"

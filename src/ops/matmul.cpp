@@ -1,6 +1,6 @@
 // Batched matrix product with broadcast batch axes and transpose flags, on CBLAS GEMM.
-#include "kernels/broadcast.hpp"
-#include "kernels/gemm.hpp"
+#include "xgrad/kernels/broadcast.hpp"
+#include "xgrad/kernels/gemm.hpp"
 #include "ops/builder_util.hpp"
 #include "ops/emit_util.hpp"
 #include "xgrad/ops.hpp"

@@ -2,8 +2,8 @@
 #include <algorithm>
 #include <limits>
 
-#include "kernels/broadcast.hpp"
-#include "kernels/reduce.hpp"
+#include "xgrad/kernels/broadcast.hpp"
+#include "xgrad/kernels/reduce.hpp"
 #include "ops/builder_util.hpp"
 #include "ops/emit_util.hpp"
 #include "xgrad/ops.hpp"

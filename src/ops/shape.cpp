@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <numeric>
 
-#include "kernels/broadcast.hpp"
-#include "kernels/strided.hpp"
+#include "xgrad/kernels/broadcast.hpp"
+#include "xgrad/kernels/strided.hpp"
 #include "ops/builder_util.hpp"
 #include "ops/emit_util.hpp"
 #include "util/checked.hpp"

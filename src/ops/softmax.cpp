@@ -1,8 +1,8 @@
 // softmax and log_softmax over one axis: max-subtracted, one pass per row.
 #include <cmath>
 
-#include "kernels/broadcast.hpp"
-#include "kernels/softmax.hpp"
+#include "xgrad/kernels/broadcast.hpp"
+#include "xgrad/kernels/softmax.hpp"
 #include "ops/builder_util.hpp"
 #include "ops/emit_util.hpp"
 #include "xgrad/ops.hpp"

@@ -1,4 +1,4 @@
-#include "runtime/kernel_environment.hpp"
+#include "xgrad/kernel_environment.hpp"
 
 #include <mutex>
 

@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-#include "runtime/kernel_environment.hpp"
+#include "xgrad/kernel_environment.hpp"
 #include "runtime/program_impl.hpp"
 #include "xgrad/attr_fields.hpp"
 #include "xgrad/format.hpp"

@@ -4,7 +4,7 @@
 
 #include <fmt/format.h>
 
-#include "runtime/kernel_environment.hpp"
+#include "xgrad/kernel_environment.hpp"
 #include "xgrad/error.hpp"
 
 namespace xg {

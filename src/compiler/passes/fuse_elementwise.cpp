@@ -19,8 +19,8 @@
 #include <fmt/format.h>
 
 #include "compiler/passes/program_graph.hpp"
-#include "kernels/fused_elementwise.hpp"
-#include "kernels/simd.hpp"
+#include "xgrad/kernels/fused_elementwise.hpp"
+#include "xgrad/kernels/simd.hpp"
 
 namespace xg {
 

@@ -7,7 +7,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "ops/op_def.hpp"
+#include "xgrad/op_def.hpp"
 #include "xgrad/compile_report.hpp"
 
 namespace xg {

@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "kernels/broadcast.hpp"
-#include "kernels/simd.hpp"
+#include "xgrad/kernels/broadcast.hpp"
+#include "xgrad/kernels/simd.hpp"
 #include "xgrad/thread_pool.hpp"
 
 namespace xg::kernels {

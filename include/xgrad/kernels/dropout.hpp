@@ -3,7 +3,7 @@
 // uniform(seed, r, i) < p, so a mask depends on nothing but those three numbers.
 #include <cstdint>
 
-#include "kernels/counter_rng.hpp"
+#include "xgrad/kernels/counter_rng.hpp"
 
 namespace xg::kernels {
 

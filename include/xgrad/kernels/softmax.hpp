@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <limits>
 
-#include "kernels/parallel.hpp"
-#include "kernels/simd.hpp"
+#include "xgrad/kernels/parallel.hpp"
+#include "xgrad/kernels/simd.hpp"
 
 namespace xg::kernels {
 

@@ -14,10 +14,10 @@
 #include <cstdint>
 #include <limits>
 
-#include "kernels/counter_rng.hpp"
-#include "kernels/gemm.hpp"
+#include "xgrad/kernels/counter_rng.hpp"
+#include "xgrad/kernels/gemm.hpp"
 #include "xgrad/ops.hpp"
-#include "kernels/simd.hpp"
+#include "xgrad/kernels/simd.hpp"
 
 namespace xg::kernels {
 

@@ -7,7 +7,7 @@
 #include <string_view>
 #include <type_traits>
 
-#include "kernels/simd.hpp"
+#include "xgrad/kernels/simd.hpp"
 
 namespace xg::kernels::functors {
 

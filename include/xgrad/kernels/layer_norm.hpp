@@ -4,8 +4,8 @@
 #include <cmath>
 #include <cstdint>
 
-#include "kernels/parallel.hpp"
-#include "kernels/simd.hpp"
+#include "xgrad/kernels/parallel.hpp"
+#include "xgrad/kernels/simd.hpp"
 
 namespace xg::kernels {
 

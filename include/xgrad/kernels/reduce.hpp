@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <limits>
 
-#include "kernels/simd.hpp"
+#include "xgrad/kernels/simd.hpp"
 
 namespace xg::kernels {
 

@@ -10,8 +10,8 @@
 #include <cstdint>
 #include <optional>
 
-#include "kernels/broadcast.hpp"
-#include "kernels/parallel.hpp"
+#include "xgrad/kernels/broadcast.hpp"
+#include "xgrad/kernels/parallel.hpp"
 
 namespace xg::kernels {
 

@@ -2,17 +2,11 @@
 // Matrix products: the general row-major GEMM (f32 through oneDNN when the build has it, else
 // CBLAS; f64 through CBLAS) and a batch of contiguous products at constant strides, split across a
 // pool in pieces fixed by the shapes alone.
-#include <cblas.h>
-#ifdef XG_ONEDNN
-#include <oneapi/dnnl/dnnl.h>
-#endif
-
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
-#include "kernels/parallel.hpp"
-#include "xgrad/error.hpp"
+#include "xgrad/kernels/parallel.hpp"
 #include "xgrad/thread_pool.hpp"
 
 namespace xg::kernels {
@@ -20,34 +14,13 @@ namespace xg::kernels {
 /// op(A) is m x k, op(B) is k x n, C is m x n; lda, ldb and ldc are row strides in elements.
 /// Degenerate sizes never reach the library (BLAS rejects a zero leading dimension): with k == 0
 /// the product is zero and C becomes beta * C. The library runs on the calling thread (see
-/// runtime/kernel_environment.hpp).
-template <class T>
-void gemm(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
-          std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
-  if (m == 0 || n == 0) return;
-  if (k == 0) {
-    for (std::int64_t i = 0; i < m; ++i) {
-      for (std::int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == T(0) ? T(0) : beta * c[i * ldc + j];
-    }
-    return;
-  }
-#ifdef XG_ONEDNN
-  if constexpr (std::is_same_v<T, float>) {
-    const dnnl_status_t status = dnnl_sgemm(transpose_a ? 'T' : 'N', transpose_b ? 'T' : 'N', m, n, k, alpha, a, lda, b,
-                                            ldb, beta, c, ldc);
-    if (status != dnnl_success) throw Error("oneDNN sgemm failed (status " + std::to_string(static_cast<int>(status)) + ")");
-    return;
-  }
-#endif
-  const auto ta = transpose_a ? CblasTrans : CblasNoTrans, tb = transpose_b ? CblasTrans : CblasNoTrans;
-  const auto M = static_cast<int>(m), N = static_cast<int>(n), K = static_cast<int>(k);
-  const auto LDA = static_cast<int>(lda), LDB = static_cast<int>(ldb), LDC = static_cast<int>(ldc);
-  if constexpr (std::is_same_v<T, float>) {
-    cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, a, LDA, b, LDB, beta, c, LDC);
-  } else {
-    cblas_dgemm(CblasRowMajor, ta, tb, M, N, K, alpha, a, LDA, b, LDB, beta, c, LDC);
-  }
-}
+/// xgrad/kernel_environment.hpp). Out of line, in the library: which BLAS it calls is the
+/// library's build choice, and code that calls the kernels (generated models) needs none of its
+/// headers.
+void gemm(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+          std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc);
+void gemm(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, std::int64_t k, double alpha,
+          const double* a, std::int64_t lda, const double* b, std::int64_t ldb, double beta, double* c, std::int64_t ldc);
 
 /// How a batch of products is cut into pieces, each one GEMM call on one thread. The cut depends
 /// on the shapes only, never on the thread count, so every element of C is computed by the same

@@ -7,8 +7,8 @@
 #include <cstring>
 #include <span>
 
-#include "kernels/broadcast.hpp"
-#include "kernels/parallel.hpp"
+#include "xgrad/kernels/broadcast.hpp"
+#include "xgrad/kernels/parallel.hpp"
 
 namespace xg::kernels {
 
