@@ -49,9 +49,11 @@ int main(int argc, char** argv) {
   CLI::App app{"Kernel calls, non-GEMM memory traffic and time of each workload's training pass, compiler passes off and on"};
   std::vector<std::string> names{"W1", "W2", "W3"};
   int steps = 20, warmup = 3;
+  bool dump = false;
   app.add_option("--workloads", names, "Workloads to run (W1 W2 W3 W4)")->delimiter(',')->capture_default_str();
   app.add_option("--steps", steps, "Timed runs per measurement (the median is reported)")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--warmup", warmup, "Untimed runs before the timed ones")->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_flag("--dump", dump, "Print each workload's optimized training program (Program::dump) instead of measuring");
   CLI11_PARSE(app, argc, argv);
 
   fmt::print("{:<4} {:>8} {:>8} {:>14} {:>14} {:>9} {:>9} {:>9} {:>8} {:>8}\n", "", "calls", "calls", "non-GEMM MB",
@@ -71,6 +73,10 @@ int main(int argc, char** argv) {
     }
     std::vector<Var> outputs{w.objective};
     for (Var g : grad(w.graph, w.objective, w.graph.params())) outputs.push_back(g);
+    if (dump) {
+      fmt::print("{}:\n{}\n", name, compile(w.graph, outputs).dump());
+      continue;
+    }
     const int n = name == "W4" ? 3 : steps, warm = name == "W4" ? 1 : warmup;
     const Measured off = measure(w, outputs, CompilePasses::none(), warm, n);
     const Measured on = measure(w, outputs, CompilePasses{}, warm, n);

@@ -59,8 +59,28 @@ class Describe {
              {"activation", enumerator("EpilogueActivation", activations[static_cast<int>(a.activation)])},
              {"residual", flag(a.residual)}}};
   }
+  AttrDescription operator()(const FusedElementwiseAttr& a) const {
+    std::vector<std::string> steps;
+    for (const ElementwiseInstruction& i : a.program) steps.push_back(instruction(i));
+    return {"FusedElementwiseAttr",
+            {{"program", cpp() ? fmt::format("{{{}}}", fmt::join(steps, ", ")) : fmt::format("[{}]", fmt::join(steps, ", "))},
+             {"row_length", integer(a.row_length)}, {"dropout", real(a.dropout)}, {"seed", seed(a.seed)}}};
+  }
 
  private:
+  /// cpp: the instruction's initializer; text: "mul(s0, s3)" over the slots (the node's operands,
+  /// then one per instruction).
+  std::string instruction(const ElementwiseInstruction& i) const {
+    const std::string_view op = elementwise_op_name(i.op);
+    if (cpp()) {
+      return fmt::format("xg::ElementwiseInstruction{{.op = xg::ElementwiseOp::{}, .a = {}, .b = {}, .c = {}}}", op, i.a, i.b, i.c);
+    }
+    std::vector<std::string> args;
+    for (int slot : {i.a, i.b, i.c}) {
+      if (slot >= 0) args.push_back(fmt::format("s{}", slot));
+    }
+    return fmt::format("{}({})", op, fmt::join(args, ", "));
+  }
   bool cpp() const { return spelling_ == AttrSpelling::cpp; }
   static std::string flag(bool value) { return value ? "true" : "false"; }
   static std::string integer(std::int64_t value) { return fmt::format("{}", value); }
@@ -85,6 +105,14 @@ class Describe {
 };
 
 }  // namespace
+
+std::string_view elementwise_op_name(ElementwiseOp op) {
+  constexpr std::string_view names[] = {"neg",  "exp", "log", "sqrt",    "rsqrt",   "square",  "tanh",    "sigmoid",
+                                        "relu", "erf", "gelu_erf", "gelu_tanh", "add", "sub", "mul", "div",
+                                        "greater", "less", "equal", "not_equal", "where", "dropout_mask"};
+  static_assert(std::size(names) == static_cast<std::size_t>(ElementwiseOp::dropout_mask) + 1);
+  return names[static_cast<std::size_t>(op)];
+}
 
 AttrDescription describe_attrs(const Attrs& attrs, AttrSpelling spelling) { return std::visit(Describe(spelling), attrs); }
 

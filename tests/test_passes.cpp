@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <random>
 
 #include <doctest/doctest.h>
 
@@ -184,6 +185,158 @@ TEST_CASE("epilogue fusion keeps a value another op still reads") {
 
 namespace {
 
+Tensor random_tensor(DType dtype, std::vector<std::size_t> shape, std::mt19937& rng) {
+  std::normal_distribution<double> normal;
+  xt::xarray<double> v = xt::zeros<double>(shape);
+  for (auto& e : v) e = normal(rng);
+  return dtype == DType::f32 ? Tensor(xt::xarray<float>(v)) : Tensor(v);
+}
+
+Var scalar(Graph& g, DType dtype, double value) {
+  return g.constant(dtype == DType::f32 ? Tensor(xt::xarray<float>(static_cast<float>(value))) : Tensor(xt::xarray<double>(value)));
+}
+
+bool same_bytes(const Tensor& a, const Tensor& b) {
+  return a.shape() == b.shape() && a.dtype() == b.dtype() &&
+         std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.numel()) * size_of(a.dtype())) == 0;
+}
+
+/// Compiles `outputs` with every pass and with every pass but elementwise fusion, runs both (in
+/// training mode, twice: dropout masks depend on the run) with 1, 2 and 3 threads, and checks that
+/// every output has the same bits. Returns the fused program's rewrites by fuse_elementwise.
+std::size_t check_fusion_exact(Graph& g, const std::vector<Var>& outputs, const std::vector<Feed>& feeds) {
+  CompilePasses unfused;
+  unfused.fuse_elementwise = false;
+  std::size_t fused_rewrites = 0;
+  for (int threads : {1, 2, 3}) {
+    CAPTURE(threads);
+    Program on = compile(g, outputs, {.threads = threads});
+    Program off = compile(g, outputs, {.threads = threads, .passes = unfused});
+    fused_rewrites = rewrites(on, "fuse_elementwise");
+    on.set_training(true);
+    off.set_training(true);
+    for (int run = 0; run < 2; ++run) {
+      on.run(feeds);
+      off.run(feeds);
+      for (Var v : outputs) CHECK(same_bytes(on.get(v), off.get(v)));
+    }
+  }
+  return fused_rewrites;
+}
+
+}  // namespace
+
+TEST_CASE("elementwise fusion: softmax minus one-hot with a (B, S, 1) broadcast is one loop, bit for bit") {
+  for (DType dtype : {DType::f32, DType::f64}) {
+    CAPTURE(dtype);
+    Graph g(1, dtype);
+    // 4 * 80 * 64 elements: split across threads; rows of 64 (the broadcast's) are whole SIMD batches.
+    const Var x = g.input("x", {4, 80, 64}), s = g.input("s", {4, 80, 1}), onehot = g.input("onehot", {4, 80, 64});
+    const Var y = onehot - exp(x) * s;
+    std::mt19937 rng(1);
+    const Tensor xv = random_tensor(dtype, {4, 80, 64}, rng), sv = random_tensor(dtype, {4, 80, 1}, rng),
+                 ov = random_tensor(dtype, {4, 80, 64}, rng);
+    const std::vector<Feed> feeds{{x, xv}, {s, sv}, {onehot, ov}};
+    CHECK(check_fusion_exact(g, {y}, feeds) == 1);
+    Program p = compile(g, {y});
+    CHECK(p.steps() == 1);
+    CHECK(scheduled(p, "fused_elementwise") == 1);
+    CHECK(p.report().kernel_calls_before == 3);
+    CHECK(p.report().memory_bytes_after < p.report().memory_bytes_before);
+    CHECK(p.dump().find("program=[exp(s0), mul(s3, s1), sub(s2, s4)], row_length=64") != std::string::npos);
+  }
+}
+
+TEST_CASE("elementwise fusion: one long row keeps its scalar tail where the separate kernels had it") {
+  for (DType dtype : {DType::f32, DType::f64}) {
+    CAPTURE(dtype);
+    Graph g(2, dtype);
+    // An odd element count: the last elements take the scalar path in every kernel, fused or not.
+    const Var x = g.input("x", {20001}), r = g.input("r", {20001}), gr = g.input("g", {20001});
+    // relu's gradient as autodiff writes it, a GELU, a residual and a dropout: all of one shape.
+    const Var relu_grad = gr * greater(x, scalar(g, dtype, 0.0));
+    const Var y = dropout(gelu(x, GeluApprox::tanh) + r, 0.25) + relu_grad;
+    const Var z = where(greater(r, x), sigmoid(x), tanh(r) * 0.5);
+    std::mt19937 rng(2);
+    const Tensor xv = random_tensor(dtype, {20001}, rng), rv = random_tensor(dtype, {20001}, rng), gv = random_tensor(dtype, {20001}, rng);
+    const std::vector<Feed> feeds{{x, xv}, {r, rv}, {gr, gv}};
+    CHECK(check_fusion_exact(g, {y, z}, feeds) == 2);
+    Program p = compile(g, {y, z});
+    CHECK(p.steps() == 2);
+    CHECK(p.dump().find("dropout_mask") != std::string::npos);
+  }
+}
+
+TEST_CASE("elementwise fusion leaves rows whose SIMD batches would move, values read twice, and outputs") {
+  Graph g(3);
+  std::mt19937 rng(3);
+  // A bias over rows of 37 and a unary op over the whole array: a row of 37 starts inside a SIMD
+  // batch of the unary op, so the two cannot share a loop.
+  const Var x = g.input("x", {6, 37}), b = g.input("b", {37});
+  const Var misaligned = exp(x + b);
+  // t is read by two ops that do not fuse with each other; u is an output itself.
+  const Var t = exp(x), shared_a = t * x, shared_b = t + x;
+  const Var u = tanh(x), from_output = u * 2.0;
+  const Tensor xv = random_tensor(DType::f32, {6, 37}, rng), bv = random_tensor(DType::f32, {37}, rng);
+  const std::vector<Feed> feeds{{x, xv}, {b, bv}};
+  CHECK(check_fusion_exact(g, {misaligned}, feeds) == 0);
+  CHECK(check_fusion_exact(g, {shared_a, shared_b}, feeds) == 0);
+  CHECK(check_fusion_exact(g, {from_output, u}, feeds) == 0);
+  // Rows of 64 (a multiple of every SIMD width) do fuse with a whole-array op.
+  const Var x64 = g.input("x64", {6, 64}), b64 = g.input("b64", {64});
+  const Tensor x64v = random_tensor(DType::f32, {6, 64}, rng), b64v = random_tensor(DType::f32, {64}, rng);
+  const std::vector<Feed> aligned{{x64, x64v}, {b64, b64v}};
+  CHECK(check_fusion_exact(g, {exp(x64 + b64)}, aligned) == 1);
+}
+
+TEST_CASE("elementwise fusion draws a dropout mask again in each loop that reads it, instead of storing it") {
+  for (DType dtype : {DType::f32, DType::f64}) {
+    CAPTURE(dtype);
+    Graph g(5, dtype);
+    const Var x = g.input("x", {8, 40, 64}), r = g.input("r", {8, 40, 64});
+    const Var w = g.param("w", {64}, Init::normal(0.0, 1.0));
+    const Var y = dropout(x, 0.3) + r;  // forward: x * mask + r
+    const Var objective = sum(y * w);
+    const std::vector<Var> dx = grad(g, objective, {x});  // backward: (w broadcast) * mask
+    std::mt19937 rng(6);
+    const Tensor xv = random_tensor(dtype, {8, 40, 64}, rng), rv = random_tensor(dtype, {8, 40, 64}, rng);
+    const std::vector<Feed> feeds{{x, xv}, {r, rv}};
+    const std::vector<Var> outputs{y, dx[0]};
+    CHECK(check_fusion_exact(g, outputs, feeds) >= 2);
+    Program p = compile(g, outputs);
+    CHECK(scheduled(p, "dropout_mask") == 0);
+    CHECK(scheduled(p, "fused_elementwise") >= 2);
+    // The mask is really applied: in training some elements of x are dropped.
+    p.set_training(true);
+    p.run(feeds);
+    const Tensor yv = p.get(y);
+    std::size_t dropped = 0;
+    visit_float(dtype, [&]<class T>() {
+      const T* a = static_cast<const T*>(yv.data());
+      const T* b = static_cast<const T*>(rv.data());
+      for (std::int64_t i = 0; i < yv.numel(); ++i) dropped += a[i] == b[i] ? 1 : 0;
+    });
+    CHECK(dropped > 0);
+    CHECK(dropped < static_cast<std::size_t>(yv.numel()));
+  }
+}
+
+TEST_CASE("elementwise fusion does not reassociate") {
+  Graph g(4);
+  const Var a = g.input("a", {40}), b = g.input("b", {40}), c = g.input("c", {40});
+  const Var y = (a + b) + c;
+  xt::xarray<float> av = xt::ones<float>({40}) * 1e8f, bv = xt::ones<float>({40}) * -1e8f, cv = xt::ones<float>({40}) * 1e-3f;
+  const std::vector<Feed> feeds{{a, av}, {b, bv}, {c, cv}};
+  CHECK(check_fusion_exact(g, {y}, feeds) == 1);
+  Program p = compile(g, {y});
+  p.run(feeds);
+  // (a + b) + c is c; a + (b + c) would be 0 in f32.
+  CHECK(p.get<float>(y)(0) == 1e-3f);
+  CHECK(p.get<float>(y)(39) == 1e-3f);
+}
+
+namespace {
+
 void check_passes_change_no_bit(std::string_view family, std::string_view config) {
   for (std::string_view dtype : {"f32", "f64"}) {
     CAPTURE(dtype);
@@ -206,6 +359,7 @@ void check_passes_change_no_bit(std::string_view family, std::string_view config
     CHECK(scheduled(plain, "permute") > 0);
     CHECK(scheduled(p, "permute") == 0);
     CHECK(scheduled(p, "fused_matmul") > 0);
+    CHECK(scheduled(p, "fused_elementwise") > 0);
   }
 }
 

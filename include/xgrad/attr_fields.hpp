@@ -25,6 +25,9 @@ struct AttrDescription {
   std::vector<AttrField> fields;
 };
 
+/// The enumerator's name ("mul", "gelu_tanh").
+std::string_view elementwise_op_name(ElementwiseOp op);
+
 AttrDescription describe_attrs(const Attrs& attrs, AttrSpelling spelling);
 
 /// "transpose_a=true, transpose_b=false"; empty for a node without attributes.

@@ -107,7 +107,35 @@ struct EpilogueAttr {
   bool operator==(const EpilogueAttr&) const = default;
 };
 
+/// The functions a fused elementwise program applies: each one an elementwise op of the graph, with
+/// that op's own kernel functor (dropout_mask: the mask's value at the element's flat position).
+enum class ElementwiseOp : std::uint8_t {
+  neg, exp, log, sqrt, rsqrt, square, tanh, sigmoid, relu, erf, gelu_erf, gelu_tanh,
+  add, sub, mul, div, greater, less, equal, not_equal, where, dropout_mask
+};
+
+/// One step of a fused elementwise program: `op` over slots a, b, c (-1: unused). Slots 0..k-1
+/// are the node's k operands, slot k + i is the value of instruction i; the last one is the output.
+struct ElementwiseInstruction {
+  ElementwiseOp op = ElementwiseOp::neg;
+  int a = -1, b = -1, c = -1;
+  bool operator==(const ElementwiseInstruction&) const = default;
+};
+
+/// fused_elementwise, which only the compiler makes (compiler/passes/fuse_elementwise.cpp): a tree
+/// of elementwise ops computed in one pass over the output, rows of `row_length` elements at a
+/// time, along which every operand is either contiguous or one broadcast value. `dropout` and
+/// `seed` belong to the program's dropout_mask instruction (at most one).
+struct FusedElementwiseAttr {
+  std::vector<ElementwiseInstruction> program;
+  std::int64_t row_length = 1;
+  double dropout = 0.0;
+  std::uint64_t seed = 0;
+  bool operator==(const FusedElementwiseAttr&) const = default;
+};
+
 using Attrs = std::variant<std::monostate, AxesAttr, AxisAttr, SliceAttr, MatmulAttr, NormAttr,
-                           IndexAttr, GeluAttr, DropoutAttr, AttentionAttr, Init, EpilogueAttr>;
+                           IndexAttr, GeluAttr, DropoutAttr, AttentionAttr, Init, EpilogueAttr,
+                           FusedElementwiseAttr>;
 
 }  // namespace xg

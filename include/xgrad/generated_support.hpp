@@ -14,6 +14,7 @@
 
 #include "xgrad/kernels/dropout.hpp"
 #include "xgrad/kernels/functors.hpp"
+#include "xgrad/kernels/fused_elementwise.hpp"
 #include "xgrad/kernels/gemm.hpp"
 #include "xgrad/kernels/layer_norm.hpp"
 #include "xgrad/kernels/reduce.hpp"

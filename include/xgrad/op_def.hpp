@@ -98,6 +98,7 @@ struct OpDef {
 inline std::optional<std::uint64_t> stream_seed(const Attrs& attrs) {
   if (const auto* d = std::get_if<DropoutAttr>(&attrs)) return d->seed;
   if (const auto* a = std::get_if<AttentionAttr>(&attrs); a != nullptr && a->dropout > 0.0) return a->seed;
+  if (const auto* f = std::get_if<FusedElementwiseAttr>(&attrs); f != nullptr && f->dropout > 0.0) return f->seed;
   return std::nullopt;
 }
 
@@ -118,6 +119,8 @@ extern const OpDef op_reshape, op_permute, op_broadcast_to, op_slice, op_slice_s
 extern const OpDef op_matmul;
 // fused_matmul.cpp: made by the compiler only (compiler/passes)
 extern const OpDef op_fused_matmul;
+// fused_elementwise.cpp: made by the compiler only (compiler/passes)
+extern const OpDef op_fused_elementwise;
 // softmax.cpp
 extern const OpDef op_softmax, op_log_softmax;
 // layer_norm.cpp

@@ -43,10 +43,20 @@ std::string_view kind_of(const void* data, DType dtype, std::int64_t at) {
   return std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf");
 }
 
+/// The node, and for a fused elementwise node the ops it computes (their values are not stored, so
+/// the culprit is one of them).
+std::string describe_kernel(const Node& n, int id) {
+  const auto* fused = std::get_if<FusedElementwiseAttr>(&n.attrs);
+  if (fused == nullptr) return describe(n, id);
+  std::vector<std::string_view> ops;
+  for (const ElementwiseInstruction& i : fused->program) ops.push_back(elementwise_op_name(i.op));
+  return fmt::format("node {} ({}: {})", id, n.op_name(), fmt::join(ops, ", "));
+}
+
 void require_finite(const void* data, const Node& n, int id, std::uint64_t run, std::string_view what) {
   const std::int64_t at = first_non_finite(data, n.dtype, n.shape.numel());
   if (at < 0) return;
-  throw NonFiniteError(fmt::format("run {}: {} {} {} at flat index {} of shape {}", run, describe(n, id), what,
+  throw NonFiniteError(fmt::format("run {}: {} {} {} at flat index {} of shape {}", run, describe_kernel(n, id), what,
                                    kind_of(data, n.dtype, at), at, n.shape));
 }
 
@@ -126,7 +136,9 @@ TensorRef Program::view(Var v) const {
   const Impl& p = *impl_;
   const auto id = static_cast<std::size_t>(v.id());
   if (id >= p.nodes.size() || p.placement[id].kind == Placement::Kind::none) {
-    throw ValueError(fmt::format("Program: {} is not computed by this program", v.describe()));
+    throw ValueError(fmt::format("Program: {} is not stored by this program (its outputs do not need it, or a fused op computes "
+                                 "it on the way); list it as an output to read it",
+                                 v.describe()));
   }
   const Node& n = p.nodes[id];
   const bool readable = p.is_output[id] || p.placement[id].kind == Placement::Kind::stored;

@@ -117,6 +117,7 @@ void optimize(ProgramGraph& graph, const CompilePasses& which, CompileReport& re
       {which.eliminate_common_subexpressions, {"eliminate_common_subexpressions", eliminate_common_subexpressions}},
       {which.sequence_major_attention, {"sequence_major_attention", sequence_major_attention}},
       {which.fuse_epilogues, {"fuse_epilogues", fuse_epilogues}},
+      {which.fuse_elementwise, {"fuse_elementwise", fuse_elementwise}},
   };
   for (const auto& [on, pass] : passes) {
     if (!on) continue;

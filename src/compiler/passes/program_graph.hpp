@@ -73,6 +73,7 @@ void simplify(ProgramGraph& graph, PassLog& log);
 void eliminate_common_subexpressions(ProgramGraph& graph, PassLog& log);
 void sequence_major_attention(ProgramGraph& graph, PassLog& log);
 void fuse_epilogues(ProgramGraph& graph, PassLog& log);
+void fuse_elementwise(ProgramGraph& graph, PassLog& log);
 
 /// Kernel calls and non-GEMM memory bytes of the needed nodes, as CompileReport counts them.
 struct ProgramCost {
