@@ -35,9 +35,11 @@ bool selected(std::string_view list, std::string_view name) {
   return false;
 }
 
-void run(bench::Workload& w, int warmup, int steps, bool profile) {
+void run(bench::Workload& w, int warmup, int steps, bool profile, std::size_t memory_budget) {
   const auto compile_start = Clock::now();
-  Trainer trainer(w.graph, w.objective, optim::adamw_factory(0.01, std::nullopt));
+  TrainerOptions options;
+  if (memory_budget > 0) options.compile.memory_budget = memory_budget;
+  Trainer trainer(w.graph, w.objective, optim::adamw_factory(0.01, std::nullopt), options);
   const double compile_ms = ms_since(compile_start);
   Program forward = compile(w.graph, w.forward_outputs);
   const double forward_ms = median_ms(warmup, steps, [&] { forward.run(w.feeds); });
@@ -49,6 +51,16 @@ void run(bench::Workload& w, int warmup, int steps, bool profile) {
              "\"tokens_per_step\": {}}}\n",
              w.name, forward_ms, step_ms, flops / (step_ms * 1e6), flops, mem.arena_bytes, mem.peak_live_bytes, compile_ms,
              w.tokens_per_step);
+  if (const MemoryBudgetReport& b = trainer.program().report().memory_budget; b.budget > 0) {
+    // The parameter gradients are outputs, alive to the end: what is left is the activations' share.
+    std::size_t gradient_bytes = 0;
+    for (Var p : w.graph.params()) gradient_bytes += static_cast<std::size_t>(p.shape().numel()) * size_of(p.dtype());
+    fmt::print("{{\"workload\": \"{}\", \"memory_budget\": {}, \"arena_before\": {}, \"arena_after\": {}, "
+               "\"parameter_gradient_bytes\": {}, \"rescheduled\": {}, \"recomputed\": {}, \"extra_kernel_calls\": {}, "
+               "\"extra_matmul_flops\": {}, \"extra_memory_bytes\": {}}}\n",
+               w.name, b.budget, b.arena_before, b.arena_after, gradient_bytes, b.rescheduled, b.recomputed, b.extra_kernel_calls,
+               b.extra_matmul_flops, b.extra_memory_bytes);
+  }
   std::fflush(stdout);
   if (profile) {
     trainer.program().set_profiling(true);
@@ -120,6 +132,7 @@ int main(int argc, char** argv) {
   std::string which = "all";
   int warmup = 5, steps = 20;
   std::int64_t scaling_seq = 0, scaling_batch = 0;
+  std::size_t memory_budget = 0;
   bool profile = false, check_gemm = false;
   CLI::App app{"Times training steps of the benchmark workloads (bench/compare runs it beside PyTorch).", "xgrad_bench"};
   app.option_defaults()->always_capture_default();
@@ -130,12 +143,13 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_option("--batch", scaling_batch, "batch of --scaling-seq; 0: 2048 tokens per batch")->check(CLI::NonNegativeNumber);
   app.add_flag("--profile", profile, "time per op as well");
+  app.add_option("--memory-budget", memory_budget, "arena bytes the training Program must fit in (0: no budget)");
   app.add_flag("--gemm-check", check_gemm, "time every matrix product of a step against sgemm called directly");
   CLI11_PARSE(app, argc, argv);
   if (scaling_seq > 0) {  // bench/scaling: W2's layer at sequence length S, 2048 tokens per batch unless --batch
     auto w = std::make_unique<bench::Workload>();
     bench::build_encoder(*w, scaling_batch > 0 ? scaling_batch : std::max<std::int64_t>(1, 2048 / scaling_seq), scaling_seq);
-    run(*w, warmup, steps, profile);
+    run(*w, warmup, steps, profile, memory_budget);
     return 0;
   }
   using Build = void (*)(bench::Workload&);
@@ -152,6 +166,6 @@ int main(int argc, char** argv) {
     const bool slow = name == "W4";
     const int w_warmup = slow ? std::min(warmup, kSlowWarmup) : warmup, w_steps = slow ? std::min(steps, kSlowSteps) : steps;
     if (check_gemm) gemm_check(*w, w_warmup, w_steps);
-    else run(*w, w_warmup, w_steps, profile);
+    else run(*w, w_warmup, w_steps, profile, memory_budget);
   }
 }

@@ -61,7 +61,7 @@ Trainer::Trainer(Graph& graph, Var objective, TrainerOptions options)
     : graph_(&graph),
       objective_(objective),
       weight_(options.weight),
-      program_(compile(graph, with_grads(graph, objective, options, grads_))) {
+      program_(compile(graph, with_grads(graph, objective, options, grads_), options.compile)) {
   program_.set_training(true);
 }
 

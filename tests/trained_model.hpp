@@ -33,7 +33,10 @@ struct TrainedModel {
   /// The raw bytes of every output after two training-mode runs (dropout on) with `pool` and the
   /// compiler passes `passes`.
   std::vector<std::vector<std::byte>> run(std::shared_ptr<ThreadPool> pool, CompilePasses passes = {}) {
-    Program p = compile(graph, outputs, {.pool = std::move(pool), .passes = passes});
+    return run(CompileOptions{.pool = std::move(pool), .passes = passes});
+  }
+  std::vector<std::vector<std::byte>> run(const CompileOptions& options) {
+    Program p = compile(graph, outputs, options);
     p.set_training(true);
     std::vector<std::vector<std::byte>> bytes;
     for (int r = 0; r < 2; ++r) {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -34,6 +35,12 @@ struct CompileOptions {
   /// The optimizing passes (all on by default; CompilePasses::none() for none). Each keeps results
   /// bit for bit; Program::report() says what they did.
   CompilePasses passes{};
+  /// Arena bytes to fit in. Unset: no limit, and the plain schedule. Set: if the plain arena is
+  /// larger, compile() reorders independent ops to lower the peak of live bytes, then recomputes
+  /// forward values in the backward pass (cheapest per byte saved first) until the arena fits, or
+  /// throws ValueError naming the budget and the smallest arena it reached. Results keep every bit;
+  /// report().memory_budget says what it cost.
+  std::optional<std::size_t> memory_budget = std::nullopt;
 };
 
 /// One input value for Program::run: a view, not a copy, of the caller's array.

@@ -2,6 +2,7 @@
 // What compile()'s optimizing passes did to a program: kernel calls and memory traffic before and
 // after, and each rewrite by name.
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,18 @@ struct PassReport {
   std::vector<std::string> changes;  // one line per rewrite, naming the nodes
 };
 
+/// What fitting CompileOptions::memory_budget did; budget 0 when none was given.
+struct MemoryBudgetReport {
+  std::size_t budget = 0;
+  std::size_t arena_before = 0, arena_after = 0;  // the plain schedule's arena, and the one that fits
+  std::size_t peak_before = 0, peak_after = 0;    // their peaks of live bytes
+  bool rescheduled = false;                       // ops were reordered to lower the peak
+  std::size_t recomputed = 0;                     // forward values computed again in the backward pass
+  std::size_t extra_kernel_calls = 0;
+  std::uint64_t extra_matmul_flops = 0;
+  std::size_t extra_memory_bytes = 0;             // read and written by the recomputations that are not products
+};
+
 /// Counts over the nodes the outputs need. "Memory bytes" are the bytes read and written by the
 /// kernels that are not matrix products (a fused product's epilogue counts its residual, which it
 /// reads from memory; the rest of its work happens on the product while it is in cache).
@@ -33,6 +46,7 @@ struct CompileReport {
   std::size_t kernel_calls_before = 0, kernel_calls_after = 0;
   std::size_t memory_bytes_before = 0, memory_bytes_after = 0;
   std::vector<PassReport> passes;
+  MemoryBudgetReport memory_budget;
   double milliseconds = 0.0;  // the whole of compile()
 
   /// A few lines: the counts, then each pass's rewrites (all of them when `every_change`).

@@ -37,6 +37,8 @@ struct TrainerOptions {
   Var weight{};
   /// More outputs for every run to compute, readable through program() after a step.
   std::vector<Var> extra_outputs{};
+  /// How the training Program is compiled (a memory budget, threads, passes).
+  CompileOptions compile{};
 };
 
 /// Compiles the objective with the gradients of every trainable parameter, runs it in training mode

@@ -7,6 +7,7 @@
 
 #include "compiler/memory_plan.hpp"
 #include "compiler/passes/program_graph.hpp"
+#include "compiler/remat.hpp"
 #include "xgrad/kernel_environment.hpp"
 #include "runtime/program_impl.hpp"
 #include "util/checked.hpp"
@@ -19,17 +20,6 @@ namespace {
 std::size_t bytes_of(const Node& n) { return static_cast<std::size_t>(n.shape.numel()) * size_of(n.dtype); }
 
 bool is_stored(const Node& n) { return n.op == &op_param || n.op == &op_constant; }
-
-/// Values computed or fed, in the order they are produced, with the buffer each one lives in.
-struct Liveness {
-  std::vector<int> step_of;        // per node: 0 for inputs, 1.. for computed nodes, -1 elsewhere
-  std::vector<int> last_use;       // per node
-  std::vector<int> buffer_of;      // per node
-  std::vector<std::size_t> offset_in_buffer;  // per node, bytes: a view's place in its operand's buffer
-  std::vector<BufferRequest> buffers;
-  std::vector<bool> skip;          // per node: a view, nothing to run
-  std::vector<int> workspace_of;   // per node: the buffer of its kernel's scratch, or -1
-};
 
 }  // namespace
 
@@ -83,85 +73,22 @@ Program compile(const Graph& graph, const std::vector<Var>& outputs, const Compi
     for (int in : nodes[id].inputs) live[static_cast<std::size_t>(in)] = true;
   }
 
-  // Schedule (node ids are already topological) and liveness.
-  Liveness lv{std::vector<int>(count, -1), std::vector<int>(count, -1), std::vector<int>(count, -1),
-              std::vector<std::size_t>(count, 0), {}, std::vector<bool>(count, false), std::vector<int>(count, -1)};
+  // Schedule (node ids are already topological), then, under a memory budget, an order and
+  // recomputations that fit it; liveness and buffers of the result.
   std::vector<int> schedule;
   for (std::size_t id = 0; id < count; ++id) {
-    if (!live[id] || is_stored(nodes[id])) continue;
-    if (nodes[id].op == &op_input) {
-      lv.step_of[id] = 0;
-    } else {
-      schedule.push_back(static_cast<int>(id));
-      lv.step_of[id] = static_cast<int>(schedule.size());
-    }
+    if (live[id] && !is_stored(nodes[id]) && nodes[id].op != &op_input) schedule.push_back(static_cast<int>(id));
   }
-  const int end = static_cast<int>(schedule.size()) + 1;
-  for (int id : schedule) {
-    for (int in : nodes[static_cast<std::size_t>(id)].inputs) {
-      auto& use = lv.last_use[static_cast<std::size_t>(in)];
-      use = std::max(use, lv.step_of[static_cast<std::size_t>(id)]);
-    }
+  bool copy_output_views = false;
+  if (options.memory_budget) {
+    std::vector<bool> gradient(count, false);
+    for (std::size_t id = 0; id < count; ++id) gradient[id] = graph.is_gradient(static_cast<int>(id));
+    fit_memory_budget({impl->nodes, live, impl->is_output, impl->value_of, impl->recomputes, gradient, schedule,
+                       *options.memory_budget, options.in_place, impl->pool->size(), impl->report, copy_output_views});
   }
-  for (std::size_t id = 0; id < count; ++id) {
-    if (impl->is_output[id]) lv.last_use[id] = end;
-    if (lv.step_of[id] >= 0) lv.last_use[id] = std::max(lv.last_use[id], lv.step_of[id]);
-  }
-
-  // Buffers: a view shares its operand's; an elementwise op may take an operand's that dies with it.
-  std::size_t buffer_bytes = 0;  // aligned, summed: no plan's arena is larger (plan_memory)
-  auto new_buffer = [&](std::size_t id) {
-    const auto total = checked::add(buffer_bytes, aligned_size(bytes_of(nodes[id])));
-    if (!total || *total > kMaxArenaBytes) {
-      throw ShapeError(fmt::format("compile: the buffers up to {} ({} {}) need more than {} bytes, more than an arena can address",
-                                   describe(nodes[id], static_cast<int>(id)), nodes[id].dtype, nodes[id].shape, kMaxArenaBytes));
-    }
-    buffer_bytes = *total;
-    lv.buffer_of[id] = static_cast<int>(lv.buffers.size());
-    lv.buffers.push_back({bytes_of(nodes[id]), lv.step_of[id], lv.last_use[id]});
-  };
-  auto join_buffer = [&](std::size_t id, int buffer) {
-    lv.buffer_of[id] = buffer;
-    auto& b = lv.buffers[static_cast<std::size_t>(buffer)];
-    b.last_step = std::max(b.last_step, lv.last_use[id]);
-  };
-  for (std::size_t id = 0; id < count; ++id) {
-    if (lv.step_of[id] == 0) new_buffer(id);
-  }
-  for (int node_id : schedule) {
-    const auto id = static_cast<std::size_t>(node_id);
-    const Node& n = nodes[id];
-    const int step = lv.step_of[id];
-    int reuse = -1;
-    const auto first = n.inputs.empty() ? id : static_cast<std::size_t>(n.inputs[0]);
-    const std::int64_t view_at = n.op->view != nullptr && lv.buffer_of[first] >= 0 ? n.op->view(n, nodes[first]) : -1;
-    if (view_at >= 0) {
-      reuse = lv.buffer_of[first];
-      lv.offset_in_buffer[id] = lv.offset_in_buffer[first] + static_cast<std::size_t>(view_at) * size_of(n.dtype);
-      lv.skip[id] = true;
-    } else if (n.op->elementwise && options.in_place) {
-      for (int in : n.inputs) {
-        const Node& operand = nodes[static_cast<std::size_t>(in)];
-        const int b = lv.buffer_of[static_cast<std::size_t>(in)];
-        // Only at the same address: an elementwise kernel reads and writes element i in turn.
-        if (b >= 0 && lv.offset_in_buffer[static_cast<std::size_t>(in)] == 0 && operand.dtype == n.dtype &&
-            operand.shape.numel() == n.shape.numel() && lv.buffers[static_cast<std::size_t>(b)].last_step == step) {
-          reuse = b;
-          break;
-        }
-      }
-    }
-    if (reuse >= 0) join_buffer(id, reuse);
-    else new_buffer(id);
-    // Scratch for this step alone (an empty value's kernel is not called).
-    if (n.op->workspace != nullptr && !lv.skip[id] && n.shape.numel() > 0) {
-      if (const std::size_t bytes = n.op->workspace(n, nodes, impl->pool->size()); bytes > 0) {
-        lv.workspace_of[id] = static_cast<int>(lv.buffers.size());
-        lv.buffers.push_back({bytes, step, step});
-      }
-    }
-  }
-
+  const std::size_t count_now = nodes.size();  // with the recomputations
+  const Liveness lv =
+      assign_buffers(nodes, live, impl->is_output, schedule, options.in_place, impl->pool->size(), copy_output_views);
   const MemoryPlan plan = plan_memory(lv.buffers);
   impl->arena_storage.resize(plan.arena_bytes + kArenaAlignment);
   const auto base = reinterpret_cast<std::uintptr_t>(impl->arena_storage.data());
@@ -170,8 +97,8 @@ Program compile(const Graph& graph, const std::vector<Var>& outputs, const Compi
   impl->memory.peak_live_bytes = plan.peak_live_bytes;
   impl->memory.buffers = lv.buffers.size();
 
-  impl->placement.assign(count, {});
-  for (std::size_t id = 0; id < count; ++id) {
+  impl->placement.assign(count_now, {});
+  for (std::size_t id = 0; id < count_now; ++id) {
     if (is_stored(nodes[id])) {
       impl->placement[id] = {Placement::Kind::stored, 0};
     } else if (lv.buffer_of[id] >= 0) {
@@ -188,7 +115,7 @@ Program compile(const Graph& graph, const std::vector<Var>& outputs, const Compi
   }
 
   // The flat step list; stored leaves are bound before each run.
-  std::vector<int> leaf_index(count, -1);
+  std::vector<int> leaf_index(count_now, -1);
   for (int node_id : schedule) {
     const auto id = static_cast<std::size_t>(node_id);
     // Aliases have nothing to run; neither has an empty value, whose operands may not even have data.

@@ -3,6 +3,13 @@
 #include <algorithm>
 #include <numeric>
 
+#include <fmt/format.h>
+
+#include "util/checked.hpp"
+#include "xgrad/error.hpp"
+#include "xgrad/format.hpp"
+#include "xgrad/op_def.hpp"
+
 namespace xg {
 
 namespace {
@@ -38,14 +45,112 @@ MemoryPlan plan_memory(const std::vector<BufferRequest>& requests) {
     placed.push_back(r);
   }
 
+  plan.peak_live_bytes = peak_live_bytes(requests);
+  return plan;
+}
+
+std::size_t peak_live_bytes(const std::vector<BufferRequest>& requests) {
   int last = 0;
   for (const auto& r : requests) last = std::max(last, r.last_step);
-  std::vector<std::size_t> live(static_cast<std::size_t>(last + 2), 0);
+  // Differences: + at the first step, - after the last; the running sum is the live bytes.
+  std::vector<std::int64_t> change(static_cast<std::size_t>(last + 2), 0);
   for (const auto& r : requests) {
-    for (int s = r.first_step; s <= r.last_step; ++s) live[static_cast<std::size_t>(s)] += aligned_size(r.bytes);
+    change[static_cast<std::size_t>(r.first_step)] += static_cast<std::int64_t>(aligned_size(r.bytes));
+    change[static_cast<std::size_t>(r.last_step) + 1] -= static_cast<std::int64_t>(aligned_size(r.bytes));
   }
-  plan.peak_live_bytes = live.empty() ? 0 : *std::max_element(live.begin(), live.end());
-  return plan;
+  std::int64_t live = 0, peak = 0;
+  for (std::int64_t c : change) {
+    live += c;
+    peak = std::max(peak, live);
+  }
+  return static_cast<std::size_t>(peak);
+}
+
+namespace {
+std::size_t bytes_of(const Node& n) { return static_cast<std::size_t>(n.shape.numel()) * size_of(n.dtype); }
+}  // namespace
+
+Liveness assign_buffers(std::span<const Node> nodes, const std::vector<bool>& live, const std::vector<bool>& is_output,
+                        const std::vector<int>& schedule, bool in_place, int slots, bool copy_output_views) {
+  const std::size_t count = nodes.size();
+  Liveness lv{std::vector<int>(count, -1), std::vector<int>(count, -1), std::vector<int>(count, -1),
+              std::vector<std::size_t>(count, 0), {}, std::vector<bool>(count, false), std::vector<int>(count, -1)};
+  for (std::size_t id = 0; id < count; ++id) {
+    if (live[id] && nodes[id].op == &op_input) lv.step_of[id] = 0;
+  }
+  for (std::size_t s = 0; s < schedule.size(); ++s) lv.step_of[static_cast<std::size_t>(schedule[s])] = static_cast<int>(s + 1);
+  const int end = static_cast<int>(schedule.size()) + 1;
+  for (int id : schedule) {
+    for (int in : nodes[static_cast<std::size_t>(id)].inputs) {
+      auto& use = lv.last_use[static_cast<std::size_t>(in)];
+      use = std::max(use, lv.step_of[static_cast<std::size_t>(id)]);
+    }
+  }
+  for (std::size_t id = 0; id < count; ++id) {
+    if (is_output[id]) lv.last_use[id] = end;
+    if (lv.step_of[id] >= 0) lv.last_use[id] = std::max(lv.last_use[id], lv.step_of[id]);
+  }
+
+  // Buffers: a view shares its operand's; an elementwise op may take an operand's that dies with it.
+  std::size_t buffer_bytes = 0;  // aligned, summed: no plan's arena is larger (plan_memory)
+  auto new_buffer = [&](std::size_t id) {
+    const auto total = checked::add(buffer_bytes, aligned_size(bytes_of(nodes[id])));
+    if (!total || *total > kMaxArenaBytes) {
+      throw ShapeError(fmt::format("compile: the buffers up to {} ({} {}) need more than {} bytes, more than an arena can address",
+                                   describe(nodes[id], static_cast<int>(id)), nodes[id].dtype, nodes[id].shape, kMaxArenaBytes));
+    }
+    buffer_bytes = *total;
+    lv.buffer_of[id] = static_cast<int>(lv.buffers.size());
+    lv.buffers.push_back({bytes_of(nodes[id]), lv.step_of[id], lv.last_use[id]});
+  };
+  auto join_buffer = [&](std::size_t id, int buffer) {
+    lv.buffer_of[id] = buffer;
+    auto& b = lv.buffers[static_cast<std::size_t>(buffer)];
+    b.last_step = std::max(b.last_step, lv.last_use[id]);
+  };
+  for (std::size_t id = 0; id < count; ++id) {
+    if (lv.step_of[id] == 0) new_buffer(id);
+  }
+  for (int node_id : schedule) {
+    const auto id = static_cast<std::size_t>(node_id);
+    const Node& n = nodes[id];
+    const int step = lv.step_of[id];
+    int reuse = -1;
+    const auto first = n.inputs.empty() ? id : static_cast<std::size_t>(n.inputs[0]);
+    std::int64_t view_at = n.op->view != nullptr && lv.buffer_of[first] >= 0 ? n.op->view(n, nodes[first]) : -1;
+    // An output view would keep all of its operand's buffer alive to the end (a LayerNorm gradient
+    // record for its small dgamma): copied, only the output's bytes stay.
+    if (view_at >= 0 && copy_output_views && is_output[id] &&
+        bytes_of(n) < lv.buffers[static_cast<std::size_t>(lv.buffer_of[first])].bytes) {
+      view_at = -1;
+    }
+    if (view_at >= 0) {
+      reuse = lv.buffer_of[first];
+      lv.offset_in_buffer[id] = lv.offset_in_buffer[first] + static_cast<std::size_t>(view_at) * size_of(n.dtype);
+      lv.skip[id] = true;
+    } else if (n.op->elementwise && in_place) {
+      for (int in : n.inputs) {
+        const Node& operand = nodes[static_cast<std::size_t>(in)];
+        const int b = lv.buffer_of[static_cast<std::size_t>(in)];
+        // Only at the same address: an elementwise kernel reads and writes element i in turn.
+        if (b >= 0 && lv.offset_in_buffer[static_cast<std::size_t>(in)] == 0 && operand.dtype == n.dtype &&
+            operand.shape.numel() == n.shape.numel() && lv.buffers[static_cast<std::size_t>(b)].last_step == step) {
+          reuse = b;
+          break;
+        }
+      }
+    }
+    if (reuse >= 0) join_buffer(id, reuse);
+    else new_buffer(id);
+    // Scratch for this step alone (an empty value's kernel is not called).
+    if (n.op->workspace != nullptr && !lv.skip[id] && n.shape.numel() > 0) {
+      if (const std::size_t bytes = n.op->workspace(n, nodes, slots); bytes > 0) {
+        lv.workspace_of[id] = static_cast<int>(lv.buffers.size());
+        lv.buffers.push_back({bytes, step, step});
+      }
+    }
+  }
+  return lv;
 }
 
 }  // namespace xg

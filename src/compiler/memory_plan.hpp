@@ -3,7 +3,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <span>
 #include <vector>
+
+#include "xgrad/graph.hpp"
 
 namespace xg {
 
@@ -33,5 +36,26 @@ struct MemoryPlan {
 /// so the caller keeps that sum within kMaxArenaBytes (compile() does, naming the node that would
 /// pass it) and nothing here overflows.
 MemoryPlan plan_memory(const std::vector<BufferRequest>& requests);
+
+/// The peak of live (aligned) bytes over the steps: plan_memory's lower bound, without placing.
+std::size_t peak_live_bytes(const std::vector<BufferRequest>& requests);
+
+/// Values computed or fed, in the order they are produced, with the buffer each one lives in.
+struct Liveness {
+  std::vector<int> step_of;        // per node: 0 for inputs, 1.. for computed nodes, -1 elsewhere
+  std::vector<int> last_use;       // per node
+  std::vector<int> buffer_of;      // per node
+  std::vector<std::size_t> offset_in_buffer;  // per node, bytes: a view's place in its operand's buffer
+  std::vector<BufferRequest> buffers;
+  std::vector<bool> skip;          // per node: a view, nothing to run
+  std::vector<int> workspace_of;   // per node: the buffer of its kernel's scratch, or -1
+};
+
+/// Liveness and buffers of `schedule` (computed nodes in run order; the needed inputs are the
+/// `live` ones): a view shares its operand's buffer, an elementwise op may take an operand's that
+/// dies with it (`in_place`), a kernel's workspace (for `slots` threads) lives at its step only.
+/// `copy_output_views`: an output that would view part of a larger buffer is copied instead.
+Liveness assign_buffers(std::span<const Node> nodes, const std::vector<bool>& live, const std::vector<bool>& is_output,
+                        const std::vector<int>& schedule, bool in_place, int slots, bool copy_output_views = false);
 
 }  // namespace xg

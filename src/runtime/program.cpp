@@ -237,6 +237,7 @@ std::string Program::dump() const {
   std::string out;
   const std::string summary = p.report.summary();
   for (std::string_view line : split_lines(summary)) out += fmt::format("# {}\n", line);
+  bool recomputed_header = false;
   for (std::size_t id = 0; id < p.nodes.size(); ++id) {
     const Node& n = p.nodes[id];
     const Placement& at = p.placement[id];
@@ -247,9 +248,14 @@ std::string Program::dump() const {
     }
     const std::string attrs = attrs_text(n.attrs);
     const std::string where = at.kind == Placement::Kind::arena ? fmt::format("arena+{}", at.offset) : "stored";
-    out += fmt::format("%{:<4} {:<14} {:<4} {:<16} ({}) {}{}{}\n", id, n.op_name(), n.dtype, to_string(n.shape),
+    const int repeats = id < p.recomputes.size() ? p.recomputes[id] : -1;
+    if (repeats >= 0 && !recomputed_header) {
+      recomputed_header = true;
+      out += "# recomputed in the backward pass (memory budget), each right before its first reader:\n";
+    }
+    out += fmt::format("%{:<4} {:<14} {:<4} {:<16} ({}) {}{}{}{}\n", id, n.op_name(), n.dtype, to_string(n.shape),
                        fmt::join(n.inputs, ", "), attrs.empty() ? "" : fmt::format("{{{}}} ", attrs), where,
-                       p.is_output[id] ? " output" : "");
+                       p.is_output[id] ? " output" : "", repeats >= 0 ? fmt::format(" recomputes %{}", repeats) : "");
   }
   return out;
 }

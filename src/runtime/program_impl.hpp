@@ -44,6 +44,7 @@ struct StoredLeaf {
 struct Program::Impl {
   std::vector<Node> nodes;  // the graph's nodes up to the last one the outputs use, as the passes left them
   std::vector<int> value_of;  // per node: the node that holds its value (itself unless a pass merged it)
+  std::vector<int> recomputes;  // per node: the forward node a recomputation under a memory budget repeats, else -1
   std::shared_ptr<ValueStore> store;
   std::unordered_map<int, Tensor> folded;  // constants computed at compile time (fold_constants)
   CompileReport report;

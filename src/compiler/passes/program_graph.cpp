@@ -143,6 +143,13 @@ std::string CompileReport::summary(bool every_change) const {
       "nodes {} -> {}, kernel calls {} -> {} ({:+.1f}%), non-GEMM memory bytes {} -> {} ({:+.1f}%), compiled in {:.1f} ms\n",
       nodes_before, nodes_after, kernel_calls_before, kernel_calls_after, percent(kernel_calls_before, kernel_calls_after),
       memory_bytes_before, memory_bytes_after, percent(memory_bytes_before, memory_bytes_after), milliseconds);
+  if (const MemoryBudgetReport& m = memory_budget; m.budget > 0) {
+    out += fmt::format(
+        "memory budget {} bytes: arena {} -> {} bytes (peak live {} -> {}), {}{} values recomputed, {} more kernel calls, "
+        "{} more matmul FLOPs, {} more non-GEMM memory bytes\n",
+        m.budget, m.arena_before, m.arena_after, m.peak_before, m.peak_after, m.rescheduled ? "reordered for memory, " : "",
+        m.recomputed, m.extra_kernel_calls, m.extra_matmul_flops, m.extra_memory_bytes);
+  }
   constexpr std::size_t kShown = 3;
   for (const PassReport& p : passes) {
     out += fmt::format("  {}: {} rewrites\n", p.name, p.rewrites);

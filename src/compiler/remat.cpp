@@ -1,0 +1,367 @@
+// Fitting a memory budget. Two levers, tried in this order because the first costs nothing at run
+// time: (1) a memory-aware order of the same ops (a value's last readers run before the next big
+// value is produced), kept only if it lowers the peak of live bytes; (2) rematerialization: forward
+// values the backward pass reads are no longer kept from the forward pass to the backward one but
+// computed again, by a copy of their node scheduled right before its first backward reader.
+//
+// Every choice is judged by the real liveness of the schedule it gives (assign_buffers, with views
+// and in-place reuse), so the greedy never trusts a size estimate; and the plan's arena (which may
+// exceed the peak) is what must fit.
+#include "compiler/remat.hpp"
+
+#include <algorithm>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "compiler/memory_plan.hpp"
+#include "xgrad/error.hpp"
+#include "xgrad/format.hpp"
+#include "xgrad/op_def.hpp"
+
+namespace xg {
+
+namespace {
+
+std::size_t bytes_of(const Node& n) { return static_cast<std::size_t>(n.shape.numel()) * size_of(n.dtype); }
+
+bool is_stored(const Node& n) { return n.op == &op_param || n.op == &op_constant; }
+
+/// Each distinct operand once: a node reading a value twice frees or uses it once.
+std::vector<int> distinct_inputs(const Node& n) {
+  std::vector<int> in = n.inputs;
+  std::sort(in.begin(), in.end());
+  in.erase(std::unique(in.begin(), in.end()), in.end());
+  return in;
+}
+
+/// List scheduling over the same dependencies: at each point, the earliest ready node (in the
+/// original order) that frees at least as many bytes as it allocates, else the earliest ready node.
+/// Deterministic, and the original order whenever no ready node frees memory.
+std::vector<int> memory_order(const std::vector<Node>& nodes, const std::vector<int>& schedule, const std::vector<bool>& is_output) {
+  const std::size_t count = nodes.size();
+  std::vector<int> pos(count, -1);
+  for (std::size_t p = 0; p < schedule.size(); ++p) pos[static_cast<std::size_t>(schedule[p])] = static_cast<int>(p);
+  std::vector<int> pending(schedule.size(), 0);
+  std::vector<std::vector<int>> users(count);
+  std::vector<int> readers_left(count, 0);
+  std::vector<std::vector<int>> operands(schedule.size());
+  for (std::size_t p = 0; p < schedule.size(); ++p) {
+    operands[p] = distinct_inputs(nodes[static_cast<std::size_t>(schedule[p])]);
+    for (int in : operands[p]) {
+      ++readers_left[static_cast<std::size_t>(in)];
+      if (pos[static_cast<std::size_t>(in)] >= 0) {
+        ++pending[p];
+        users[static_cast<std::size_t>(in)].push_back(static_cast<int>(p));
+      }
+    }
+  }
+  // A view's bytes are its operand's, and a value a view reads stays alive through it: neither
+  // counts as allocated or freed.
+  auto is_view = [&](const Node& n) {
+    return n.op->view != nullptr && !n.inputs.empty() && n.op->view(n, nodes[static_cast<std::size_t>(n.inputs[0])]) >= 0;
+  };
+  std::vector<bool> viewed(count, false);
+  for (int id : schedule) {
+    const Node& n = nodes[static_cast<std::size_t>(id)];
+    if (is_view(n)) viewed[static_cast<std::size_t>(n.inputs[0])] = true;
+  }
+  auto net = [&](int p) {
+    const Node& n = nodes[static_cast<std::size_t>(schedule[static_cast<std::size_t>(p)])];
+    std::int64_t change = is_view(n) ? 0 : static_cast<std::int64_t>(bytes_of(n));
+    for (int in : operands[static_cast<std::size_t>(p)]) {
+      const Node& v = nodes[static_cast<std::size_t>(in)];
+      if (readers_left[static_cast<std::size_t>(in)] == 1 && !is_stored(v) && !is_output[static_cast<std::size_t>(in)] &&
+          !viewed[static_cast<std::size_t>(in)] && !is_view(v)) {
+        change -= static_cast<std::int64_t>(bytes_of(v));
+      }
+    }
+    return change;
+  };
+  std::set<int> ready;
+  for (std::size_t p = 0; p < schedule.size(); ++p) {
+    if (pending[p] == 0) ready.insert(static_cast<int>(p));
+  }
+  std::vector<int> order;
+  order.reserve(schedule.size());
+  while (!ready.empty()) {
+    int chosen = *ready.begin();
+    for (int p : ready) {
+      if (net(p) <= 0) {
+        chosen = p;
+        break;
+      }
+    }
+    ready.erase(chosen);
+    const int id = schedule[static_cast<std::size_t>(chosen)];
+    order.push_back(id);
+    for (int in : operands[static_cast<std::size_t>(chosen)]) --readers_left[static_cast<std::size_t>(in)];
+    for (int u : users[static_cast<std::size_t>(id)]) {
+      if (--pending[static_cast<std::size_t>(u)] == 0) ready.insert(u);
+    }
+  }
+  return order;
+}
+
+class Rematerializer {
+ public:
+  explicit Rematerializer(BudgetFit& fit) : f_(fit), base_(fit.schedule) {
+    const std::size_t count = f_.nodes.size();
+    std::vector<int> pos(count, -1);
+    for (std::size_t p = 0; p < base_.size(); ++p) pos[static_cast<std::size_t>(base_[p])] = static_cast<int>(p);
+    // The backward pass starts at the first gradient node; what it reads from before is kept
+    // alive across the turn, which is where a training program's peak usually is.
+    std::size_t boundary = base_.size();
+    for (std::size_t p = 0; p < base_.size(); ++p) {
+      const auto id = static_cast<std::size_t>(base_[p]);
+      if (id < f_.gradient.size() && f_.gradient[id]) {
+        boundary = p;
+        break;
+      }
+    }
+    late_readers_.resize(count);
+    first_late_.assign(count, -1);
+    for (std::size_t p = boundary; p < base_.size(); ++p) {
+      const int u = base_[p];
+      for (int in : distinct_inputs(f_.nodes[static_cast<std::size_t>(u)])) {
+        const int at = pos[static_cast<std::size_t>(in)];
+        if (at < 0 || static_cast<std::size_t>(at) >= boundary) continue;
+        late_readers_[static_cast<std::size_t>(in)].push_back(u);
+        if (first_late_[static_cast<std::size_t>(in)] < 0) first_late_[static_cast<std::size_t>(in)] = static_cast<int>(p);
+      }
+    }
+    // Candidates: every forward value (a value the backward pass reads is often a view of one
+    // it does not, and freeing the view's operand needs the operand recomputed too).
+    clone_.assign(count, -1);
+    for (std::size_t p = 0; p < boundary; ++p) {
+      const auto id = static_cast<std::size_t>(base_[p]);
+      if (f_.is_output[id] || f_.nodes[id].shape.numel() == 0) continue;
+      candidates_.push_back(static_cast<int>(id));
+    }
+    std::sort(candidates_.begin(), candidates_.end());
+    candidate_readers_.resize(count);
+    f_.recomputes.assign(count, -1);
+    for (int c : candidates_) {
+      Node copy = f_.nodes[static_cast<std::size_t>(c)];
+      const int id = static_cast<int>(f_.nodes.size());
+      f_.nodes.push_back(std::move(copy));
+      f_.live.push_back(false);
+      f_.is_output.push_back(false);
+      f_.value_of.push_back(id);
+      f_.recomputes.push_back(c);
+      clone_[static_cast<std::size_t>(c)] = id;
+      for (int in : distinct_inputs(f_.nodes[static_cast<std::size_t>(c)])) {
+        if (clone_[static_cast<std::size_t>(in)] >= 0) candidate_readers_[static_cast<std::size_t>(in)].push_back(c);
+      }
+    }
+    on_.assign(count, false);
+  }
+
+  const std::vector<int>& candidates() const { return candidates_; }
+  int clone(int c) const { return clone_[static_cast<std::size_t>(c)]; }
+  bool on(int c) const { return on_[static_cast<std::size_t>(c)]; }
+
+  /// Recompute `c` (or stop): its backward readers read the copy, and so do the copies of its
+  /// forward readers.
+  void set(int c, bool recompute) {
+    if (on_[static_cast<std::size_t>(c)] == recompute) return;
+    on_[static_cast<std::size_t>(c)] = recompute;
+    const int from = recompute ? c : clone(c), to = recompute ? clone(c) : c;
+    auto redirect = [&](int node) {
+      for (int& in : f_.nodes[static_cast<std::size_t>(node)].inputs) {
+        if (in == from) in = to;
+      }
+    };
+    for (int u : late_readers_[static_cast<std::size_t>(c)]) redirect(u);
+    for (int g : candidate_readers_[static_cast<std::size_t>(c)]) redirect(clone(g));
+  }
+
+  /// The base order with each copy right before its first reader (a backward node or another
+  /// copy); copies placed at the same point keep the forward order, so operands come first.
+  std::vector<int> schedule() const {
+    std::vector<int> anchor(f_.nodes.size(), -1);
+    std::vector<std::vector<int>> at(base_.size());
+    for (auto c = candidates_.rbegin(); c != candidates_.rend(); ++c) {
+      if (!on(*c)) continue;
+      int a = first_late_[static_cast<std::size_t>(*c)];
+      for (int g : candidate_readers_[static_cast<std::size_t>(*c)]) {
+        const int b = anchor[static_cast<std::size_t>(g)];
+        if (on(g) && b >= 0) a = a < 0 ? b : std::min(a, b);
+      }
+      anchor[static_cast<std::size_t>(*c)] = a;  // -1: no reader needs the copy
+    }
+    for (int c : candidates_) {
+      if (const int a = anchor[static_cast<std::size_t>(c)]; on(c) && a >= 0) at[static_cast<std::size_t>(a)].push_back(clone(c));
+    }
+    std::vector<int> out;
+    out.reserve(base_.size() + candidates_.size());
+    for (std::size_t p = 0; p < base_.size(); ++p) {
+      out.insert(out.end(), at[p].begin(), at[p].end());
+      out.push_back(base_[p]);
+    }
+    return out;
+  }
+
+  /// The first node of the schedule that reads copy `clone` (for the report).
+  int first_reader(const std::vector<int>& schedule, int copy) const {
+    for (int id : schedule) {
+      const auto& in = f_.nodes[static_cast<std::size_t>(id)].inputs;
+      if (std::find(in.begin(), in.end(), copy) != in.end()) return id;
+    }
+    return -1;
+  }
+
+ private:
+  BudgetFit& f_;
+  std::vector<int> base_;
+  std::vector<std::vector<int>> late_readers_;   // per node: its readers in the backward pass
+  std::vector<int> first_late_;                  // per node: the position of the first of them
+  std::vector<int> candidates_;                  // forward values the backward pass reads, in id order
+  std::vector<int> clone_;                       // per candidate: its copy's id
+  std::vector<std::vector<int>> candidate_readers_;  // per node: the candidates that read it
+  std::vector<bool> on_;
+};
+
+/// Recomputation cost in FLOP-equivalents: products by their FLOPs, the rest by the bytes they move
+/// (a core does about this many multiply-adds in the time memory delivers a byte).
+constexpr std::uint64_t kFlopsPerByte = 16;
+
+std::uint64_t recompute_cost(const Node& n, const std::vector<Node>& nodes) {
+  if (n.op->matmul_flops != nullptr) return n.op->matmul_flops(n, nodes);
+  if (n.op->view != nullptr && !n.inputs.empty() && n.op->view(n, nodes[static_cast<std::size_t>(n.inputs[0])]) >= 0) return 0;
+  std::uint64_t bytes = bytes_of(n);
+  for (int in : n.inputs) bytes += bytes_of(nodes[static_cast<std::size_t>(in)]);
+  return bytes * kFlopsPerByte;
+}
+
+}  // namespace
+
+void fit_memory_budget(BudgetFit fit) {
+  MemoryBudgetReport& r = fit.report.memory_budget;
+  r.budget = fit.budget;
+  bool copy_views = false;
+  auto liveness = [&](const std::vector<int>& schedule) {
+    return assign_buffers(fit.nodes, fit.live, fit.is_output, schedule, fit.in_place, fit.slots, copy_views);
+  };
+  auto peak = [&](const std::vector<int>& schedule) { return peak_live_bytes(liveness(schedule).buffers); };
+  auto arena = [&](const std::vector<int>& schedule) { return plan_memory(liveness(schedule).buffers).arena_bytes; };
+
+  r.arena_before = r.arena_after = arena(fit.schedule);
+  r.peak_before = r.peak_after = peak(fit.schedule);
+  fit.recomputes.assign(fit.nodes.size(), -1);
+  if (r.arena_before <= fit.budget) return;
+  copy_views = fit.copy_output_views = true;
+  r.arena_after = arena(fit.schedule);
+  r.peak_after = peak(fit.schedule);
+  if (r.arena_after <= fit.budget) return;
+
+  PassReport& order_log = fit.report.passes.emplace_back(PassReport{"schedule_for_memory", 0, {}});
+  if (std::vector<int> reordered = memory_order(fit.nodes, fit.schedule, fit.is_output); reordered != fit.schedule) {
+    if (const std::size_t p = peak(reordered); p < r.peak_after) {
+      order_log.changes.push_back(fmt::format("peak live bytes {} -> {}", r.peak_after, p));
+      ++order_log.rewrites;
+      fit.schedule = std::move(reordered);
+      r.rescheduled = true;
+      r.peak_after = p;
+      r.arena_after = arena(fit.schedule);
+      if (r.arena_after <= fit.budget) return;
+    }
+  }
+
+  Rematerializer remat(fit);
+  std::vector<int> order = remat.candidates();
+  std::vector<std::uint64_t> cost(fit.nodes.size(), 0);
+  for (int c : order) cost[static_cast<std::size_t>(c)] = recompute_cost(fit.nodes[static_cast<std::size_t>(c)], fit.nodes);
+  // Most bytes per unit of work first; ties keep the forward order.
+  auto worth = [&](int c) {
+    return static_cast<double>(bytes_of(fit.nodes[static_cast<std::size_t>(c)])) / static_cast<double>(cost[static_cast<std::size_t>(c)] + 1);
+  };
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return worth(a) > worth(b); });
+
+  std::vector<int> schedule = remat.schedule();
+  std::size_t current = peak(schedule), target = fit.budget;
+  std::size_t best = r.arena_after;
+  std::vector<int> accepted, rejected;
+  std::size_t next = 0;
+  constexpr int kRounds = 3;
+  int rounds = 0;
+  for (;;) {
+    // Take candidates while the peak is above the target, keeping each that does not raise it
+    // (one that only holds the peak may complete a chain down to a kept value).
+    while (current > target && next < order.size()) {
+      const int c = order[next++];
+      if (remat.on(c)) continue;
+      remat.set(c, true);
+      const std::size_t p = peak(remat.schedule());
+      if (p <= current) {
+        current = p;
+        accepted.push_back(c);
+      } else {
+        remat.set(c, false);
+        rejected.push_back(c);
+      }
+      // One rejected while others were not yet chosen may pay now: a second round over them.
+      if (next == order.size() && current > target && rounds < kRounds && !rejected.empty()) {
+        ++rounds;
+        order = std::move(rejected);
+        rejected.clear();
+        next = 0;
+      }
+    }
+    schedule = remat.schedule();
+    const std::size_t planned = arena(schedule);
+    best = std::min(best, planned);
+    if (planned <= fit.budget) {
+      // Then drop, costliest first, every recomputation the peak does not need (those that only
+      // held it while a chain was incomplete), unless the plan then no longer fits.
+      const std::vector<int> kept = accepted;
+      for (auto c = accepted.rbegin(); c != accepted.rend(); ++c) {
+        remat.set(*c, false);
+        if (const std::size_t p = peak(remat.schedule()); p <= current) current = p;
+        else remat.set(*c, true);
+      }
+      std::vector<int> leaner = remat.schedule();
+      if (const std::size_t a = arena(leaner); a <= fit.budget) {
+        schedule = std::move(leaner);
+        r.arena_after = a;
+      } else {
+        for (int c : kept) remat.set(c, true);
+        r.arena_after = planned;
+        current = peak(schedule);
+      }
+      r.peak_after = current;
+      break;
+    }
+    if (next >= order.size()) {
+      throw ValueError(fmt::format(
+          "compile: no plan fits the memory budget of {} bytes ({:.1f} MiB): the smallest arena reached is {} bytes "
+          "({:.1f} MiB), against {} bytes without a budget, with {} of {} forward values recomputed in the backward pass",
+          fit.budget, static_cast<double>(fit.budget) / 1048576.0, best, static_cast<double>(best) / 1048576.0, r.arena_before,
+          accepted.size(), remat.candidates().size()));
+    }
+    // The plan places buffers with gaps: aim the peak lower by what the arena is over.
+    const std::size_t over = planned - fit.budget;
+    target = std::min(target, current) > over ? std::min(target, current) - over : 0;
+  }
+
+  PassReport& log = fit.report.passes.emplace_back(PassReport{"rematerialize", 0, {}});
+  const Liveness lv = liveness(schedule);
+  for (int id : schedule) {
+    const int from = fit.recomputes[static_cast<std::size_t>(id)];
+    if (from < 0) continue;
+    const Node& n = fit.nodes[static_cast<std::size_t>(id)];
+    fit.live[static_cast<std::size_t>(id)] = true;
+    ++r.recomputed;
+    if (!lv.skip[static_cast<std::size_t>(id)]) {
+      ++r.extra_kernel_calls;
+      if (n.op->matmul_flops != nullptr) r.extra_matmul_flops += n.op->matmul_flops(n, fit.nodes);
+      else r.extra_memory_bytes += recompute_cost(n, fit.nodes) / kFlopsPerByte;
+    }
+    ++log.rewrites;
+    log.changes.push_back(fmt::format("%{} recomputes {} before %{} ({} bytes)", id, describe(n, from),
+                                      remat.first_reader(schedule, id), bytes_of(n)));
+  }
+  fit.schedule = std::move(schedule);
+}
+
+}  // namespace xg

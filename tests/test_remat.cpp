@@ -1,0 +1,197 @@
+// CompileOptions::memory_budget: the arena shrinks below a budget by reordering ops and by
+// recomputing forward values in the backward pass, with the same bits as without a budget; a budget
+// no plan reaches is a ValueError that names it and the smallest arena reached.
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include <doctest/doctest.h>
+
+#include "trained_model.hpp"
+#include "xgrad/xgrad.hpp"
+
+using namespace xg;
+
+namespace {
+
+std::size_t rewrites(const Program& p, std::string_view pass) {
+  for (const PassReport& r : p.report().passes) {
+    if (r.name == pass) return r.rewrites;
+  }
+  return 0;
+}
+
+bool same_bits(const Tensor& a, const Tensor& b) {
+  return a.dtype() == b.dtype() && a.shape() == b.shape() &&
+         std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.numel()) * size_of(a.dtype())) == 0;
+}
+
+/// A deep chain whose backward pass reads every layer's activations: an MLP of tanh layers with
+/// dropout (recomputed masks must repeat the originals).
+struct Chain {
+  Graph g{11};
+  Var x;
+  std::vector<Var> outputs;
+  xt::xarray<float> xv;
+
+  Chain() {
+    x = g.input("x", {64, 128});
+    Var h = x;
+    for (int layer = 0; layer < 6; ++layer) {
+      const Var w = g.param(fmt::format("w{}", layer), {128, 128}, Init::normal(0.0, 0.1));
+      const Var b = g.param(fmt::format("b{}", layer), {128}, Init::normal(0.0, 0.1));
+      h = dropout(tanh(matmul(h, w, false, false) + b) * 1.5, 0.1);
+    }
+    const Var objective = mean(square(h));
+    outputs.push_back(objective);
+    for (Var d : grad(g, objective, g.params())) outputs.push_back(d);
+    xv = xt::zeros<float>({64, 128});
+    for (std::size_t i = 0; i < xv.size(); ++i) xv.flat(i) = 0.01f * static_cast<float>(static_cast<int>(i * 37 % 41) - 20);
+  }
+
+  std::vector<Tensor> run(Program& p) {
+    p.set_training(true);
+    std::vector<Tensor> values;
+    for (int r = 0; r < 2; ++r) {  // two runs: the second one's dropout masks differ from the first's
+      p.run({{x, xv}});
+      for (Var v : outputs) values.push_back(p.get(v));
+    }
+    return values;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("memory budget: a chain's arena shrinks below the budget, with the same bits") {
+  Chain c;
+  Program plain = compile(c.g, c.outputs);
+  const std::size_t arena = plain.memory().arena_bytes;
+  const std::size_t budget = arena * 3 / 4;
+  Program fitted = compile(c.g, c.outputs, {.memory_budget = budget});
+  CHECK(fitted.memory().arena_bytes <= budget);
+  const MemoryBudgetReport& r = fitted.report().memory_budget;
+  CHECK(r.budget == budget);
+  CHECK(r.arena_before == arena);
+  CHECK(r.arena_after == fitted.memory().arena_bytes);
+  CHECK(r.recomputed > 0);
+  CHECK(r.extra_kernel_calls > 0);
+  CHECK(fitted.steps() == plain.steps() + r.extra_kernel_calls);
+  CHECK(fitted.matmul_flops() == plain.matmul_flops() + r.extra_matmul_flops);
+  CHECK(rewrites(fitted, "rematerialize") == r.recomputed);
+  // The dump says what was recomputed, where, and the summary what it cost.
+  const std::string dump = fitted.dump();
+  CHECK(dump.find("recomputes %") != std::string::npos);
+  CHECK(dump.find("# recomputed in the backward pass") != std::string::npos);
+  CHECK(dump.find(fmt::format("memory budget {} bytes", budget)) != std::string::npos);
+  const std::vector<Tensor> a = c.run(plain), b = c.run(fitted);
+  REQUIRE(a.size() == b.size());
+  for (std::size_t k = 0; k < a.size(); ++k) {
+    CAPTURE(k);
+    CHECK(same_bits(a[k], b[k]));
+  }
+}
+
+TEST_CASE("memory budget: a budget the plain arena meets changes nothing") {
+  Chain c;
+  Program plain = compile(c.g, c.outputs);
+  Program roomy = compile(c.g, c.outputs, {.memory_budget = plain.memory().arena_bytes});
+  CHECK(roomy.memory().arena_bytes == plain.memory().arena_bytes);
+  CHECK(roomy.steps() == plain.steps());
+  CHECK(roomy.report().memory_budget.recomputed == 0);
+  CHECK(!roomy.report().memory_budget.rescheduled);
+  CHECK(rewrites(roomy, "rematerialize") == 0);
+  // No budget: no budget line in the summary.
+  CHECK(plain.dump().find("memory budget") == std::string::npos);
+}
+
+TEST_CASE("memory budget: below the minimum, a ValueError names the budget and the smallest arena") {
+  Chain c;
+  const std::size_t arena = compile(c.g, c.outputs).memory().arena_bytes;
+  try {
+    (void)compile(c.g, c.outputs, {.memory_budget = 4096});
+    FAIL("a 4096-byte budget fitted");
+  } catch (const ValueError& e) {
+    const std::string message = e.what();
+    CHECK(message.find("memory budget of 4096 bytes") != std::string::npos);
+    CHECK(message.find(fmt::format("against {} bytes without a budget", arena)) != std::string::npos);
+    const std::size_t at = message.find("the smallest arena reached is ");
+    REQUIRE(at != std::string::npos);
+    const std::size_t smallest = std::stoull(message.substr(at + std::string_view("the smallest arena reached is ").size()));
+    CHECK(smallest > 4096);
+    CHECK(smallest < arena);
+  }
+  // A forward-only program has no backward pass to recompute in: its arena is all it can be.
+  Graph g;
+  const Var x = g.input("x", {256, 256});
+  const Var y = sum(tanh(x) * x);
+  const std::size_t plain = compile(g, {y}).memory().arena_bytes;
+  CHECK_THROWS_AS((void)compile(g, {y}, {.memory_budget = plain / 2}), ValueError);
+}
+
+TEST_CASE("memory budget: independent branches are reordered so that each big value dies before the next") {
+  // Built as a, b, then their sums: in that order both (8, 4096) products are alive at once;
+  // running each sum right after its product keeps one.
+  Graph g(2);
+  const Var x = g.input("x", {8, 16});
+  const Var w1 = g.param("w1", {16, 4096}, Init::normal(0.0, 0.5));
+  const Var w2 = g.param("w2", {16, 4096}, Init::normal(0.0, 0.5));
+  const Var a = matmul(x, w1, false, false), b = matmul(x, w2, false, false);
+  const Var y = sum(a) + sum(b);
+  Program plain = compile(g, {y});
+  const std::size_t big = 8 * 4096 * sizeof(float);
+  CHECK(plain.memory().peak_live_bytes >= 2 * big);
+  Program ordered = compile(g, {y}, {.memory_budget = big + big / 2});
+  CHECK(ordered.report().memory_budget.rescheduled);
+  CHECK(ordered.report().memory_budget.recomputed == 0);
+  CHECK(ordered.steps() == plain.steps());
+  CHECK(ordered.memory().arena_bytes <= big + big / 2);
+  CHECK(rewrites(ordered, "schedule_for_memory") == 1);
+  xt::xarray<float> xv = xt::zeros<float>({8, 16});
+  for (std::size_t i = 0; i < xv.size(); ++i) xv.flat(i) = 0.1f * static_cast<float>(static_cast<int>(i % 7) - 3);
+  plain.run({{x, xv}});
+  ordered.run({{x, xv}});
+  CHECK(same_bits(plain.get(y), ordered.get(y)));
+}
+
+namespace {
+
+/// Every output of two training runs, with and without a budget that forces recomputation, in f32
+/// and f64, with 1 and 2 threads: the same bytes.
+void check_budget_changes_no_bit(std::string_view family, std::string_view config) {
+  for (std::string_view dtype : {"f32", "f64"}) {
+    CAPTURE(dtype);
+    testing::TrainedModel model(family, fmt::format("{} dtype={}", config, dtype));
+    const std::size_t arena = compile(model.graph, model.outputs).memory().arena_bytes;
+    const auto reference = model.run(std::make_shared<ThreadPool>(1));
+    // These small models reach about 80% of their arena (their parameter gradients are outputs,
+    // alive to the end); 7/8 of it needs several values recomputed.
+    const std::size_t budget = arena * 7 / 8;
+    Program fitted = compile(model.graph, model.outputs, {.memory_budget = budget});
+    CHECK(fitted.memory().arena_bytes <= budget);
+    CHECK(fitted.report().memory_budget.recomputed > 0);
+    for (int threads : {1, 2}) {
+      CAPTURE(threads);
+      const auto values = model.run(CompileOptions{.pool = std::make_shared<ThreadPool>(threads), .memory_budget = budget});
+      REQUIRE(values.size() == reference.size());
+      for (std::size_t k = 0; k < values.size(); ++k) {
+        CAPTURE(k);
+        CHECK(values[k] == reference[k]);
+      }
+    }
+  }
+}
+
+constexpr std::string_view kDecoder = "vocab=64 d_model=64 heads=4 d_ff=256 layers=2 batch=4 seq=64 dropout=0.1";
+constexpr std::string_view kEncoder =
+    "vocab=64 classes=5 d_model=64 heads=4 d_ff=256 layers=2 batch=4 seq=64 dropout=0.1 activation=gelu";
+constexpr std::string_view kSeq2seq =
+    "src_vocab=40 tgt_vocab=48 d_model=64 heads=4 d_ff=256 encoder_layers=1 decoder_layers=1 batch=4 src_len=48 "
+    "tgt_len=40 dropout=0.1";
+
+}  // namespace
+
+TEST_CASE("a memory budget changes no bit of training: decoder LM") { check_budget_changes_no_bit("decoder_lm", kDecoder); }
+TEST_CASE("a memory budget changes no bit of training: encoder classifier") {
+  check_budget_changes_no_bit("encoder_classifier", kEncoder);
+}
+TEST_CASE("a memory budget changes no bit of training: encoder-decoder") { check_budget_changes_no_bit("seq2seq", kSeq2seq); }
