@@ -9,19 +9,15 @@
 
 #include <doctest/doctest.h>
 
+#include "program_checks.hpp"
 #include "trained_model.hpp"
 #include "xgrad/xgrad.hpp"
 
 using namespace xg;
+using testing::rewrites;
+using testing::same_bits;
 
 namespace {
-
-std::size_t rewrites(const Program& p, std::string_view pass) {
-  for (const PassReport& r : p.report().passes) {
-    if (r.name == pass) return r.rewrites;
-  }
-  return 0;
-}
 
 /// Scheduled nodes of op `op` in a Program's dump (its lines after the passes' "# " summary).
 std::size_t scheduled(const Program& p, std::string_view op) {
@@ -34,11 +30,6 @@ std::size_t scheduled(const Program& p, std::string_view op) {
     start = end + 1;
   }
   return n;
-}
-
-template <class T>
-bool same_bits(const Tensor& a, const Tensor& b) {
-  return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.numel()) * sizeof(T)) == 0;
 }
 
 xt::xarray<float> ramp(std::vector<std::size_t> shape, float scale) {
@@ -61,8 +52,8 @@ TEST_CASE("common subexpressions are computed once, and an output merged away is
   CHECK(on.steps() == off.steps() - 1);
   on.run({{x, xv}});
   off.run({{x, xv}});
-  CHECK(same_bits<float>(on.get(y), off.get(y)));
-  CHECK(same_bits<float>(on.get(b), off.get(b)));  // b is a's value now
+  CHECK(same_bits(on.get(y), off.get(y)));
+  CHECK(same_bits(on.get(b), off.get(b)));  // b is a's value now
   CHECK(on.dump().find("= %") != std::string::npos);
 }
 
@@ -98,7 +89,7 @@ TEST_CASE("simplify: a broadcast feeding an op that broadcasts is absorbed, with
   CHECK(off.steps() == 2);
   on.run({{x, xv}, {s, sv}});
   off.run({{x, xv}, {s, sv}});
-  CHECK(same_bits<float>(on.get(y), off.get(y)));
+  CHECK(same_bits(on.get(y), off.get(y)));
 }
 
 TEST_CASE("constant folding computes constant-only values once, with the run's own kernels") {
@@ -114,7 +105,7 @@ TEST_CASE("constant folding computes constant-only values once, with the run's o
   const xt::xarray<double> xv{2.0, 3.0, -1.0};
   on.run({{x, xv}});
   off.run({{x, xv}});
-  CHECK(same_bits<double>(on.get(y), off.get(y)));
+  CHECK(same_bits(on.get(y), off.get(y)));
   CHECK(on.get<double>(y)(0) == doctest::Approx(2.0 * std::exp(std::tanh(0.25))).epsilon(1e-15));
 }
 
@@ -196,11 +187,6 @@ Var scalar(Graph& g, DType dtype, double value) {
   return g.constant(dtype == DType::f32 ? Tensor(xt::xarray<float>(static_cast<float>(value))) : Tensor(xt::xarray<double>(value)));
 }
 
-bool same_bytes(const Tensor& a, const Tensor& b) {
-  return a.shape() == b.shape() && a.dtype() == b.dtype() &&
-         std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.numel()) * size_of(a.dtype())) == 0;
-}
-
 /// Compiles `outputs` with every pass and with every pass but elementwise fusion, runs both (in
 /// training mode, twice: dropout masks depend on the run) with 1, 2 and 3 threads, and checks that
 /// every output has the same bits. Returns the fused program's rewrites by fuse_elementwise.
@@ -218,7 +204,7 @@ std::size_t check_fusion_exact(Graph& g, const std::vector<Var>& outputs, const 
     for (int run = 0; run < 2; ++run) {
       on.run(feeds);
       off.run(feeds);
-      for (Var v : outputs) CHECK(same_bytes(on.get(v), off.get(v)));
+      for (Var v : outputs) CHECK(same_bits(on.get(v), off.get(v)));
     }
   }
   return fused_rewrites;
@@ -363,18 +349,10 @@ void check_passes_change_no_bit(std::string_view family, std::string_view config
   }
 }
 
-// Big enough that products are cut into pieces and elementwise ops split across threads.
-constexpr std::string_view kDecoder = "vocab=64 d_model=64 heads=4 d_ff=256 layers=2 batch=4 seq=64 dropout=0.1";
-constexpr std::string_view kEncoder =
-    "vocab=64 classes=5 d_model=64 heads=4 d_ff=256 layers=2 batch=4 seq=64 dropout=0.1 activation=gelu";
-constexpr std::string_view kSeq2seq =
-    "src_vocab=40 tgt_vocab=48 d_model=64 heads=4 d_ff=256 encoder_layers=1 decoder_layers=1 batch=4 src_len=48 "
-    "tgt_len=40 dropout=0.1";
-
 }  // namespace
 
-TEST_CASE("the passes change no bit of training: decoder LM") { check_passes_change_no_bit("decoder_lm", kDecoder); }
+TEST_CASE("the passes change no bit of training: decoder LM") { check_passes_change_no_bit("decoder_lm", testing::kSplitDecoder); }
 TEST_CASE("the passes change no bit of training: encoder classifier") {
-  check_passes_change_no_bit("encoder_classifier", kEncoder);
+  check_passes_change_no_bit("encoder_classifier", testing::kSplitEncoder);
 }
-TEST_CASE("the passes change no bit of training: encoder-decoder") { check_passes_change_no_bit("seq2seq", kSeq2seq); }
+TEST_CASE("the passes change no bit of training: encoder-decoder") { check_passes_change_no_bit("seq2seq", testing::kSplitSeq2seq); }

@@ -7,24 +7,15 @@
 
 #include <doctest/doctest.h>
 
+#include "program_checks.hpp"
 #include "trained_model.hpp"
 #include "xgrad/xgrad.hpp"
 
 using namespace xg;
+using testing::rewrites;
+using testing::same_bits;
 
 namespace {
-
-std::size_t rewrites(const Program& p, std::string_view pass) {
-  for (const PassReport& r : p.report().passes) {
-    if (r.name == pass) return r.rewrites;
-  }
-  return 0;
-}
-
-bool same_bits(const Tensor& a, const Tensor& b) {
-  return a.dtype() == b.dtype() && a.shape() == b.shape() &&
-         std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.numel()) * size_of(a.dtype())) == 0;
-}
 
 /// A deep chain whose backward pass reads every layer's activations: an MLP whose layers gate tanh
 /// by a sigmoid of the same pre-activation, with dropout (recomputed masks must repeat the
@@ -184,17 +175,10 @@ void check_budget_changes_no_bit(std::string_view family, std::string_view confi
   }
 }
 
-constexpr std::string_view kDecoder = "vocab=64 d_model=64 heads=4 d_ff=256 layers=2 batch=4 seq=64 dropout=0.1";
-constexpr std::string_view kEncoder =
-    "vocab=64 classes=5 d_model=64 heads=4 d_ff=256 layers=2 batch=4 seq=64 dropout=0.1 activation=gelu";
-constexpr std::string_view kSeq2seq =
-    "src_vocab=40 tgt_vocab=48 d_model=64 heads=4 d_ff=256 encoder_layers=1 decoder_layers=1 batch=4 src_len=48 "
-    "tgt_len=40 dropout=0.1";
-
 }  // namespace
 
-TEST_CASE("a memory budget changes no bit of training: decoder LM") { check_budget_changes_no_bit("decoder_lm", kDecoder); }
+TEST_CASE("a memory budget changes no bit of training: decoder LM") { check_budget_changes_no_bit("decoder_lm", testing::kSplitDecoder); }
 TEST_CASE("a memory budget changes no bit of training: encoder classifier") {
-  check_budget_changes_no_bit("encoder_classifier", kEncoder);
+  check_budget_changes_no_bit("encoder_classifier", testing::kSplitEncoder);
 }
-TEST_CASE("a memory budget changes no bit of training: encoder-decoder") { check_budget_changes_no_bit("seq2seq", kSeq2seq); }
+TEST_CASE("a memory budget changes no bit of training: encoder-decoder") { check_budget_changes_no_bit("seq2seq", testing::kSplitSeq2seq); }

@@ -13,6 +13,16 @@
 
 namespace xg::testing {
 
+/// One model of each family big enough that products are cut into pieces and elementwise ops split
+/// across threads, small enough to compile and run in well under a second: what the compiler-pass
+/// and memory-budget tests compare bit for bit.
+inline constexpr std::string_view kSplitDecoder = "vocab=64 d_model=64 heads=4 d_ff=256 layers=2 batch=4 seq=64 dropout=0.1";
+inline constexpr std::string_view kSplitEncoder =
+    "vocab=64 classes=5 d_model=64 heads=4 d_ff=256 layers=2 batch=4 seq=64 dropout=0.1 activation=gelu";
+inline constexpr std::string_view kSplitSeq2seq =
+    "src_vocab=40 tgt_vocab=48 d_model=64 heads=4 d_ff=256 encoder_layers=1 decoder_layers=1 batch=4 src_len=48 "
+    "tgt_len=40 dropout=0.1";
+
 struct TrainedModel {
   models::ModelRecipe recipe;
   Graph graph;

@@ -15,14 +15,6 @@
 
 namespace xg {
 
-namespace {
-
-std::size_t bytes_of(const Node& n) { return static_cast<std::size_t>(n.shape.numel()) * size_of(n.dtype); }
-
-bool is_stored(const Node& n) { return n.op == &op_param || n.op == &op_constant; }
-
-}  // namespace
-
 const Tensor& Program::Impl::stored_value(int node) const {
   if (const auto it = folded.find(node); it != folded.end()) return it->second;
   return store->values.at(node);

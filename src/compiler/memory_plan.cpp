@@ -67,7 +67,6 @@ std::size_t peak_live_bytes(const std::vector<BufferRequest>& requests) {
 }
 
 namespace {
-std::size_t bytes_of(const Node& n) { return static_cast<std::size_t>(n.shape.numel()) * size_of(n.dtype); }
 }  // namespace
 
 Liveness assign_buffers(std::span<const Node> nodes, const std::vector<bool>& live, const std::vector<bool>& is_output,

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "xgrad/graph.hpp"
+#include "xgrad/op_def.hpp"
 
 namespace xg {
 
@@ -15,6 +16,12 @@ inline constexpr std::size_t kArenaAlignment = 64;
 /// own alignment: every offset and size then fits in int64 and std::ptrdiff_t.
 inline constexpr std::size_t kMaxArenaBytes =
     (static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max()) / kArenaAlignment - 1) * kArenaAlignment;
+
+/// The bytes of a node's value (its extents were checked to fit when the node was made).
+inline std::size_t bytes_of(const Node& n) { return static_cast<std::size_t>(n.shape.numel()) * size_of(n.dtype); }
+
+/// Parameters and constants: values the graph (or a pass) stores, which no step computes or plans.
+inline bool is_stored(const Node& n) { return n.op == &op_param || n.op == &op_constant; }
 
 /// `bytes` rounded up to a multiple of kArenaAlignment.
 constexpr std::size_t aligned_size(std::size_t bytes) { return (bytes + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment; }

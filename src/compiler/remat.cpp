@@ -23,9 +23,7 @@ namespace xg {
 
 namespace {
 
-std::size_t bytes_of(const Node& n) { return static_cast<std::size_t>(n.shape.numel()) * size_of(n.dtype); }
 
-bool is_stored(const Node& n) { return n.op == &op_param || n.op == &op_constant; }
 
 /// Each distinct operand once: a node reading a value twice frees or uses it once.
 std::vector<int> distinct_inputs(const Node& n) {
