@@ -28,7 +28,7 @@ AtomicFile::AtomicFile(std::string path) : path_(std::move(path)), temporary_(pa
 }
 
 AtomicFile::~AtomicFile() {
-  if (committed_) return;
+  if (settled_) return;
   if (fd_ >= 0) ::close(fd_);
   ::unlink(temporary_.c_str());
 }
@@ -38,7 +38,7 @@ void AtomicFile::fail(std::string_view step) {
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
   ::unlink(temporary_.c_str());
-  committed_ = true;  // nothing left for the destructor to remove
+  settled_ = true;
   throw IOError(fmt::format("saving {} failed while {}: {}; the file was left as it was", path_, step, std::strerror(err)));
 }
 
@@ -64,10 +64,10 @@ void AtomicFile::commit() {
   if (::rename(temporary_.c_str(), path_.c_str()) != 0) {
     const int err = errno;
     ::unlink(temporary_.c_str());
-    committed_ = true;
+    settled_ = true;
     throw IOError(fmt::format("saving {} failed while renaming the temporary file: {}", path_, std::strerror(err)));
   }
-  committed_ = true;
+  settled_ = true;
   const int dir = ::open(parent_directory(path_).c_str(), O_RDONLY | O_DIRECTORY);
   if (dir >= 0) {
     ::fsync(dir);

@@ -29,7 +29,7 @@ class AtomicFile {
   [[noreturn]] void fail(std::string_view step);
   std::string path_, temporary_;
   int fd_ = -1;
-  bool committed_ = false;
+  bool settled_ = false;  // renamed over the path, or already removed: nothing for the destructor to do
 };
 
 }  // namespace xg
