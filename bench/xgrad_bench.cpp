@@ -35,13 +35,14 @@ bool selected(std::string_view list, std::string_view name) {
   return false;
 }
 
-void run(bench::Workload& w, int warmup, int steps, bool profile, std::size_t memory_budget) {
+void run(bench::Workload& w, int warmup, int steps, bool profile, std::size_t memory_budget, int threads) {
   const auto compile_start = Clock::now();
   TrainerOptions options;
+  options.compile.threads = threads;
   if (memory_budget > 0) options.compile.memory_budget = memory_budget;
   Trainer trainer(w.graph, w.objective, optim::adamw_factory(0.01, std::nullopt), options);
   const double compile_ms = ms_since(compile_start);
-  Program forward = compile(w.graph, w.forward_outputs);
+  Program forward = compile(w.graph, w.forward_outputs, CompileOptions{.threads = threads});
   const double forward_ms = median_ms(warmup, steps, [&] { forward.run(w.feeds); });
   const double step_ms = median_ms(warmup, steps, [&] { trainer.step(w.feeds, 1e-3); });
   const MemoryReport& mem = trainer.program().memory();
@@ -133,6 +134,7 @@ int main(int argc, char** argv) {
   int warmup = 5, steps = 20;
   std::int64_t scaling_seq = 0, scaling_batch = 0;
   std::size_t memory_budget = 0;
+  int threads = 0;
   bool profile = false, check_gemm = false;
   CLI::App app{"Times training steps of the benchmark workloads (bench/compare runs it beside PyTorch).", "xgrad_bench"};
   app.option_defaults()->always_capture_default();
@@ -143,13 +145,14 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_option("--batch", scaling_batch, "batch of --scaling-seq; 0: 2048 tokens per batch")->check(CLI::NonNegativeNumber);
   app.add_flag("--profile", profile, "time per op as well");
+  app.add_option("--threads", threads, "threads of the Programs (0: the process default, one per core)")->check(CLI::NonNegativeNumber);
   app.add_option("--memory-budget", memory_budget, "arena bytes the training Program must fit in (0: no budget)");
   app.add_flag("--gemm-check", check_gemm, "time every matrix product of a step against sgemm called directly");
   CLI11_PARSE(app, argc, argv);
   if (scaling_seq > 0) {  // bench/scaling: W2's layer at sequence length S, 2048 tokens per batch unless --batch
     auto w = std::make_unique<bench::Workload>();
     bench::build_encoder(*w, scaling_batch > 0 ? scaling_batch : std::max<std::int64_t>(1, 2048 / scaling_seq), scaling_seq);
-    run(*w, warmup, steps, profile, memory_budget);
+    run(*w, warmup, steps, profile, memory_budget, threads);
     return 0;
   }
   using Build = void (*)(bench::Workload&);
@@ -166,6 +169,6 @@ int main(int argc, char** argv) {
     const bool slow = name == "W4";
     const int w_warmup = slow ? std::min(warmup, kSlowWarmup) : warmup, w_steps = slow ? std::min(steps, kSlowSteps) : steps;
     if (check_gemm) gemm_check(*w, w_warmup, w_steps);
-    else run(*w, w_warmup, w_steps, profile, memory_budget);
+    else run(*w, w_warmup, w_steps, profile, memory_budget, threads);
   }
 }

@@ -1,4 +1,5 @@
-// The matrix-product library behind kernels::gemm: oneDNN for f32 when the build has it, else CBLAS.
+// The matrix-product libraries behind kernels::gemm: for f32, oneDNN when the build has it (with OpenBLAS
+// taking the shapes oneDNN's AVX2 kernels handle badly), else CBLAS; for f64, CBLAS.
 #include "xgrad/kernels/gemm.hpp"
 
 #include <cblas.h>
@@ -6,12 +7,60 @@
 #include <oneapi/dnnl/dnnl.h>
 #endif
 
+#include <algorithm>
+#include <array>
 #include <string>
+#include <string_view>
 #include <type_traits>
 
 #include "xgrad/error.hpp"
 
 namespace xg::kernels {
+namespace {
+
+#if defined(XG_ONEDNN) && defined(XG_OPENBLAS)
+/// Whether the process's OpenBLAS runs kernels as wide as oneDNN's AVX2 ones. An OpenBLAS that does
+/// not recognise the CPU falls back to SSE3 (Prescott) kernels, 4x slower: never worth a product.
+bool openblas_has_avx2_kernels() {
+  static constexpr std::array<std::string_view, 5> kWideCores = {"Haswell", "Zen", "SkylakeX", "Cooperlake",
+                                                                  "SapphireRapids"};
+  const char* core = openblas_get_corename();
+  if (core == nullptr) return false;
+  return std::ranges::find(kWideCores, std::string_view(core)) != kWideCores.end();
+}
+
+/// Decided once per process, from the machine alone: where oneDNN runs its AVX-512 (or wider)
+/// kernels it is the faster library everywhere; where it runs AVX2 ones and OpenBLAS has AVX2-class
+/// kernels too, OpenBLAS is the faster on some shapes (see prefers_openblas).
+bool openblas_shares_products() {
+  static const bool shares = dnnl_get_effective_cpu_isa() < dnnl_cpu_isa_avx512_core &&
+                             dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx2 && openblas_has_avx2_kernels();
+  return shares;
+}
+#endif
+
+}  // namespace
+
+bool prefers_openblas(bool transpose_a, bool transpose_b, std::int64_t, std::int64_t, std::int64_t k, std::int64_t,
+                      std::int64_t ldb) {
+  if (transpose_b) return false;
+  return transpose_a ? k >= 256 : ldb >= 512;
+}
+
+GemmLibrary f32_gemm_library([[maybe_unused]] bool transpose_a, [[maybe_unused]] bool transpose_b,
+                             [[maybe_unused]] std::int64_t m, [[maybe_unused]] std::int64_t n,
+                             [[maybe_unused]] std::int64_t k, [[maybe_unused]] std::int64_t lda,
+                             [[maybe_unused]] std::int64_t ldb) {
+#ifdef XG_ONEDNN
+#ifdef XG_OPENBLAS
+  if (openblas_shares_products() && prefers_openblas(transpose_a, transpose_b, m, n, k, lda, ldb)) return GemmLibrary::cblas;
+#endif
+  return GemmLibrary::onednn;
+#else
+  return GemmLibrary::cblas;
+#endif
+}
+
 namespace {
 
 template <class T>
@@ -26,10 +75,12 @@ void blas_gemm(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t 
   }
 #ifdef XG_ONEDNN
   if constexpr (std::is_same_v<T, float>) {
-    const dnnl_status_t status = dnnl_sgemm(transpose_a ? 'T' : 'N', transpose_b ? 'T' : 'N', m, n, k, alpha, a, lda, b,
-                                            ldb, beta, c, ldc);
-    if (status != dnnl_success) throw Error("oneDNN sgemm failed (status " + std::to_string(static_cast<int>(status)) + ")");
-    return;
+    if (f32_gemm_library(transpose_a, transpose_b, m, n, k, lda, ldb) == GemmLibrary::onednn) {
+        const dnnl_status_t status = dnnl_sgemm(transpose_a ? 'T' : 'N', transpose_b ? 'T' : 'N', m, n, k, alpha, a, lda, b,
+                                              ldb, beta, c, ldc);
+      if (status != dnnl_success) throw Error("oneDNN sgemm failed (status " + std::to_string(static_cast<int>(status)) + ")");
+      return;
+    }
   }
 #endif
   const auto ta = transpose_a ? CblasTrans : CblasNoTrans, tb = transpose_b ? CblasTrans : CblasNoTrans;

@@ -1,7 +1,7 @@
 #pragma once
-// Matrix products: the general row-major GEMM (f32 through oneDNN when the build has it, else
-// CBLAS; f64 through CBLAS) and a batch of contiguous products at constant strides, split across a
-// pool in pieces fixed by the shapes alone.
+// Matrix products: the general row-major GEMM (f32 through oneDNN when the build has it, with
+// OpenBLAS taking the shapes it runs faster, else CBLAS; f64 through CBLAS) and a batch of
+// contiguous products at constant strides, split across a pool in pieces fixed by the shapes alone.
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
@@ -21,6 +21,23 @@ void gemm(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, st
           std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc);
 void gemm(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, std::int64_t k, double alpha,
           const double* a, std::int64_t lda, const double* b, std::int64_t ldb, double beta, double* c, std::int64_t ldc);
+
+/// The library that runs one f32 product (kernels::gemm on the calling thread).
+enum class GemmLibrary { onednn, cblas };
+
+/// Chosen by the product's shape and the machine alone, so that a product runs the same code, and
+/// gives the same bits, in every Program and generated model of the process and on any thread:
+/// oneDNN when the build has it, except where oneDNN runs its AVX2 kernels, OpenBLAS has AVX2-class
+/// kernels for the CPU and prefers_openblas() holds; CBLAS when the build has no oneDNN.
+GemmLibrary f32_gemm_library(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, std::int64_t k,
+                             std::int64_t lda, std::int64_t ldb);
+/// The products oneDNN 2.6's AVX2 sgemm handles at half OpenBLAS's rate or worse, measured one piece
+/// at a time on the workloads' shapes (bench/README.md, "Which library runs a product"): a
+/// transposed left operand over a long inner dimension (weight gradients), and a plain right operand
+/// with wide rows (oneDNN then reads it without packing, and rows 2 KiB or more apart collide in the
+/// cache).
+bool prefers_openblas(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, std::int64_t k, std::int64_t lda,
+                      std::int64_t ldb);
 
 /// How a batch of products is cut into pieces, each one GEMM call on one thread. The cut depends
 /// on the shapes only, never on the thread count, so every element of C is computed by the same
