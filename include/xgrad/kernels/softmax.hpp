@@ -14,18 +14,14 @@ namespace xg::kernels {
 /// sum of exp(x[i] - shift) over a contiguous row.
 template <class T>
 T sum_exp(const T* x, std::int64_t n, T shift) {
-  std::int64_t i = 0;
-  T total = 0;
-#ifndef XG_NO_SIMD
-  if constexpr (simd_width<T> > 1) {
-    Batch<T> acc(T(0));
-    const Batch<T> s(shift);
-    for (; i + simd_width<T> <= n; i += simd_width<T>) acc += xsimd::exp(Batch<T>::load_unaligned(x + i) - s);
-    total = horizontal_sum(acc);
-  }
-#endif
-  for (; i < n; ++i) total += std::exp(x[i] - shift);
-  return total;
+  return sum_of_terms<T>(
+      n,
+      [&](std::int64_t i) {
+        using std::exp;  // xsimd's for batches, found by argument-dependent lookup
+        const auto batch = load_batch(x + i);
+        return exp(batch - decltype(batch)(shift));
+      },
+      [&](std::int64_t i) { return std::exp(x[i] - shift); });
 }
 
 /// y = softmax(x) (or log_softmax when Log) along n; y may equal x.
