@@ -41,8 +41,7 @@ bool openblas_shares_products() {
 
 }  // namespace
 
-bool prefers_openblas(bool transpose_a, bool transpose_b, std::int64_t, std::int64_t, std::int64_t k, std::int64_t,
-                      std::int64_t ldb) {
+bool prefers_openblas(bool transpose_a, bool transpose_b, std::int64_t k, std::int64_t ldb) {
   if (transpose_b) return false;
   return transpose_a ? k >= 256 : ldb >= 512;
 }
@@ -53,7 +52,7 @@ GemmLibrary f32_gemm_library([[maybe_unused]] bool transpose_a, [[maybe_unused]]
                              [[maybe_unused]] std::int64_t ldb) {
 #ifdef XG_ONEDNN
 #ifdef XG_OPENBLAS
-  if (openblas_shares_products() && prefers_openblas(transpose_a, transpose_b, m, n, k, lda, ldb)) return GemmLibrary::cblas;
+  if (openblas_shares_products() && prefers_openblas(transpose_a, transpose_b, k, ldb)) return GemmLibrary::cblas;
 #endif
   return GemmLibrary::onednn;
 #else

@@ -36,8 +36,7 @@ GemmLibrary f32_gemm_library(bool transpose_a, bool transpose_b, std::int64_t m,
 /// transposed left operand over a long inner dimension (weight gradients), and a plain right operand
 /// with wide rows (oneDNN then reads it without packing, and rows 2 KiB or more apart collide in the
 /// cache).
-bool prefers_openblas(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, std::int64_t k, std::int64_t lda,
-                      std::int64_t ldb);
+bool prefers_openblas(bool transpose_a, bool transpose_b, std::int64_t k, std::int64_t ldb);
 
 /// How a batch of products is cut into pieces, each one GEMM call on one thread. The cut depends
 /// on the shapes only, never on the thread count, so every element of C is computed by the same
