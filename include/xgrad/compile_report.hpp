@@ -26,6 +26,14 @@ struct PassReport {
   std::vector<std::string> changes;  // one line per rewrite, naming the nodes
 };
 
+/// What the memory-aware order did (CompileOptions::memory_aware_order): the peak of live bytes of
+/// graph order and of the order compile() kept (the same when no reorder lowered it).
+struct MemoryOrderReport {
+  bool tried = false;
+  bool reordered = false;
+  std::size_t peak_graph_order = 0, peak_after = 0;
+};
+
 /// What fitting CompileOptions::memory_budget did; budget 0 when none was given.
 struct MemoryBudgetReport {
   std::size_t budget = 0;
@@ -46,6 +54,7 @@ struct CompileReport {
   std::size_t kernel_calls_before = 0, kernel_calls_after = 0;
   std::size_t memory_bytes_before = 0, memory_bytes_after = 0;
   std::vector<PassReport> passes;
+  MemoryOrderReport memory_order;
   MemoryBudgetReport memory_budget;
   double milliseconds = 0.0;  // the whole of compile()
 

@@ -143,6 +143,11 @@ std::string CompileReport::summary(bool every_change) const {
       "nodes {} -> {}, kernel calls {} -> {} ({:+.1f}%), non-GEMM memory bytes {} -> {} ({:+.1f}%), compiled in {:.1f} ms\n",
       nodes_before, nodes_after, kernel_calls_before, kernel_calls_after, percent(kernel_calls_before, kernel_calls_after),
       memory_bytes_before, memory_bytes_after, percent(memory_bytes_before, memory_bytes_after), milliseconds);
+  if (const MemoryOrderReport& m = memory_order; m.tried) {
+    out += m.reordered ? fmt::format("memory-aware order: peak live bytes {} -> {} ({:+.1f}%)\n", m.peak_graph_order, m.peak_after,
+                                     percent(m.peak_graph_order, m.peak_after))
+                       : fmt::format("memory-aware order: graph order kept (peak live bytes {})\n", m.peak_graph_order);
+  }
   if (const MemoryBudgetReport& m = memory_budget; m.budget > 0) {
     out += fmt::format(
         "memory budget {} bytes: arena {} -> {} bytes (peak live {} -> {}), {}{} values recomputed, {} more kernel calls, "
