@@ -16,8 +16,9 @@ struct CompilePasses {
   bool eliminate_common_subexpressions = true;
   bool sequence_major_attention = true;  // attention reads and writes (B, S, H, d): no head permutes
   bool fuse_epilogues = true;  // bias, activation and residual adds run inside the matrix product
+  bool fuse_sum_of_products = true;  // sum(a * b) multiplies as it sums (the loss mask's sum(-log p * mask))
   bool fuse_elementwise = true;  // trees of elementwise ops (and dropout masks) run as one loop
-  static CompilePasses none() { return {false, false, false, false, false, false}; }
+  static CompilePasses none() { return {false, false, false, false, false, false, false}; }
 };
 
 struct PassReport {
