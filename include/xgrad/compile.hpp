@@ -41,10 +41,9 @@ struct CompileOptions {
   bool memory_aware_order = true;
   /// Arena bytes to fit in. Unset: no limit. Set: if the plain arena is larger, compile() copies
   /// output views, reorders independent ops to lower the peak of live bytes (even when
-  /// memory_aware_order is off), then recomputes
-  /// forward values in the backward pass (cheapest per byte saved first) until the arena fits, or
-  /// throws ValueError naming the budget and the smallest arena it reached. Results keep every bit;
-  /// report().memory_budget says what it cost.
+  /// memory_aware_order is off), then recomputes forward values in the backward pass (cheapest per
+  /// byte saved first) until the arena fits, or throws ValueError naming the budget and the
+  /// smallest arena it reached. Results keep every bit; report().memory_budget says what it cost.
   std::optional<std::size_t> memory_budget = std::nullopt;
 };
 
