@@ -66,6 +66,10 @@ class Describe {
             {{"program", cpp() ? fmt::format("{{{}}}", fmt::join(steps, ", ")) : fmt::format("[{}]", fmt::join(steps, ", "))},
              {"row_length", integer(a.row_length)}, {"dropout", real(a.dropout)}, {"seed", seed(a.seed)}}};
   }
+  AttrDescription operator()(const SumOfProductAttr& a) const {
+    return {"SumOfProductAttr",
+            {{"sum", nested(Attrs(a.sum))}, {"negate_a", flag(a.negate_a)}, {"negate_b", flag(a.negate_b)}}};
+  }
 
  private:
   /// cpp: the instruction's initializer; text: "mul(s0, s3)" over the slots (the node's operands,

@@ -3,6 +3,7 @@
 // with all passes on equal those with none, in f32 and f64, with 1, 2 and 3 threads. (Generated
 // models compile with the passes on; test_generated.cpp checks them bit for bit against Programs.)
 #include <cmath>
+#include <limits>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -90,6 +91,71 @@ TEST_CASE("simplify: a broadcast feeding an op that broadcasts is absorbed, with
   on.run({{x, xv}, {s, sv}});
   off.run({{x, xv}, {s, sv}});
   CHECK(same_bits(on.get(y), off.get(y)));
+}
+
+TEST_CASE("sum of products: the loss mask's sum(-log p * mask) is one kernel call, bit for bit") {
+  for (DType dtype : {DType::f32, DType::f64}) {
+    CAPTURE(dtype);
+    Graph g(0, dtype);
+    // 3 * 37 elements: the whole-array sum ends in a scalar tail after its SIMD batches.
+    const Var x = g.input("x", {3, 37});
+    const Var lengths = g.input("lengths", {3}, DType::i32);
+    const Var mask = sequence_mask(lengths, 37, dtype);
+    const Var loss = sum(-x * mask) / sum(mask);
+    Program on = compile(g, {loss});
+    Program off = compile(g, {loss}, {.passes = CompilePasses::none()});
+    CHECK(rewrites(on, "fuse_sum_of_products") == 1);
+    CHECK(scheduled(on, "sum_of_product") == 1);
+    CHECK(on.steps() == off.steps() - 2);  // neg, mul and sum: one kernel
+    CHECK(on.dump().find("negate_a=true, negate_b=false") != std::string::npos);
+    // Signed zeros, an infinity under the mask (inf * 0 is NaN), values whose sum rounds.
+    xt::xarray<double> xv = ramp({3, 37}, 0.37f);
+    xv(0, 0) = -0.0;
+    xv(0, 1) = 0.0;
+    xv(1, 36) = std::numeric_limits<double>::infinity();
+    xv(2, 5) = 1e-3;
+    const xt::xarray<std::int32_t> lv{37, 20, 35};
+    const Tensor xt_value = dtype == DType::f32 ? Tensor(xt::xarray<float>(xt::cast<float>(xv))) : Tensor(xv);
+    on.run({{x, TensorRef(xt_value)}, {lengths, lv}});
+    off.run({{x, TensorRef(xt_value)}, {lengths, lv}});
+    CHECK(same_bits(on.get(loss), off.get(loss)));
+    const auto value = [&] { return dtype == DType::f32 ? static_cast<double>(on.get<float>(loss)()) : on.get<double>(loss)(); };
+    CHECK(std::isnan(value()));
+    xv(1, 36) = 1.5;
+    const Tensor finite = dtype == DType::f32 ? Tensor(xt::xarray<float>(xt::cast<float>(xv))) : Tensor(xv);
+    on.run({{x, TensorRef(finite)}, {lengths, lv}});
+    off.run({{x, TensorRef(finite)}, {lengths, lv}});
+    CHECK(same_bits(on.get(loss), off.get(loss)));
+    CHECK(std::isfinite(value()));
+  }
+}
+
+TEST_CASE("sum of products: over some axes, a negated second factor, a square, bit for bit; a broadcast factor or a read product stays") {
+  Graph g;
+  const Var a = g.input("a", {5, 6, 19});
+  const Var b = g.input("b", {5, 6, 19});
+  const Var c = g.input("c", {5, 1, 19});
+  const Var rows = sum(a * -b, {2});                  // along rows: a SIMD sum per row
+  const Var columns = sum(a * b, {0, 1}, true);       // across rows: added row by row
+  const Var middle = sum(b * a, {1});
+  const Var broadcast = sum(a * c, {1});              // a broadcast factor: not fused
+  const Var kept = a * exp(b);
+  const Var read_twice = sum(kept) + max(kept);       // the product has another reader: not fused
+  const Var squares = sum(square(b), {0, 2});          // square(b) is b * b
+  const std::vector<Var> outputs{rows, columns, middle, broadcast, read_twice, squares};
+  Program on = compile(g, outputs);
+  Program off = compile(g, outputs, {.passes = CompilePasses::none()});
+  CHECK(rewrites(on, "fuse_sum_of_products") == 4);
+  CHECK(scheduled(on, "sum_of_product") == 4);
+  const xt::xarray<float> av = ramp({5, 6, 19}, 0.21f), bv = ramp({5, 6, 19}, -0.13f), cv = ramp({5, 1, 19}, 0.4f);
+  on.run({{a, av}, {b, bv}, {c, cv}});
+  off.run({{a, av}, {b, bv}, {c, cv}});
+  for (Var v : outputs) {
+    CAPTURE(v.describe());
+    CHECK(same_bits(on.get(v), off.get(v)));
+  }
+  Program unfused = compile(g, outputs, {.passes = CompilePasses{.fuse_sum_of_products = false}});
+  CHECK(scheduled(unfused, "sum_of_product") == 0);
 }
 
 TEST_CASE("constant folding computes constant-only values once, with the run's own kernels") {

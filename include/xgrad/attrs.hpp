@@ -134,8 +134,17 @@ struct FusedElementwiseAttr {
   bool operator==(const FusedElementwiseAttr&) const = default;
 };
 
+/// sum_of_product, which only the compiler makes (compiler/passes/fuse_sum_of_products.cpp): the
+/// sum over `sum`'s axes of a * b, two operands of one shape, each negated first where asked (the
+/// loss mask's sum(-log p * mask)).
+struct SumOfProductAttr {
+  AxesAttr sum;
+  bool negate_a = false, negate_b = false;
+  bool operator==(const SumOfProductAttr&) const = default;
+};
+
 using Attrs = std::variant<std::monostate, AxesAttr, AxisAttr, SliceAttr, MatmulAttr, NormAttr,
                            IndexAttr, GeluAttr, DropoutAttr, AttentionAttr, Init, EpilogueAttr,
-                           FusedElementwiseAttr>;
+                           FusedElementwiseAttr, SumOfProductAttr>;
 
 }  // namespace xg

@@ -35,11 +35,15 @@ struct CompileOptions {
   /// The optimizing passes (all on by default; CompilePasses::none() for none). Each keeps results
   /// bit for bit; Program::report() says what they did.
   CompilePasses passes{};
-  /// Arena bytes to fit in. Unset: no limit, and the plain schedule. Set: if the plain arena is
-  /// larger, compile() reorders independent ops to lower the peak of live bytes, then recomputes
-  /// forward values in the backward pass (cheapest per byte saved first) until the arena fits, or
-  /// throws ValueError naming the budget and the smallest arena it reached. Results keep every bit;
-  /// report().memory_budget says what it cost.
+  /// Run independent ops in a memory-aware order (a value's last readers before the next large
+  /// value is made) when that lowers the peak of live bytes, the arena's lower bound; otherwise, and
+  /// when off, in graph order. Values keep every bit; report().memory_order gives both peaks.
+  bool memory_aware_order = true;
+  /// Arena bytes to fit in. Unset: no limit. Set: if the plain arena is larger, compile() copies
+  /// output views, reorders independent ops to lower the peak of live bytes (even when
+  /// memory_aware_order is off), then recomputes forward values in the backward pass (cheapest per
+  /// byte saved first) until the arena fits, or throws ValueError naming the budget and the
+  /// smallest arena it reached. Results keep every bit; report().memory_budget says what it cost.
   std::optional<std::size_t> memory_budget = std::nullopt;
 };
 

@@ -16,14 +16,23 @@ struct CompilePasses {
   bool eliminate_common_subexpressions = true;
   bool sequence_major_attention = true;  // attention reads and writes (B, S, H, d): no head permutes
   bool fuse_epilogues = true;  // bias, activation and residual adds run inside the matrix product
+  bool fuse_sum_of_products = true;  // sum(a * b) multiplies as it sums (the loss mask's sum(-log p * mask))
   bool fuse_elementwise = true;  // trees of elementwise ops (and dropout masks) run as one loop
-  static CompilePasses none() { return {false, false, false, false, false, false}; }
+  static CompilePasses none() { return {false, false, false, false, false, false, false}; }
 };
 
 struct PassReport {
   std::string name;
   std::size_t rewrites = 0;
   std::vector<std::string> changes;  // one line per rewrite, naming the nodes
+};
+
+/// What the memory-aware order did (CompileOptions::memory_aware_order): the peak of live bytes of
+/// graph order and of the order compile() kept (the same when no reorder lowered it).
+struct MemoryOrderReport {
+  bool tried = false;
+  bool reordered = false;
+  std::size_t peak_graph_order = 0, peak_after = 0;
 };
 
 /// What fitting CompileOptions::memory_budget did; budget 0 when none was given.
@@ -46,6 +55,7 @@ struct CompileReport {
   std::size_t kernel_calls_before = 0, kernel_calls_after = 0;
   std::size_t memory_bytes_before = 0, memory_bytes_after = 0;
   std::vector<PassReport> passes;
+  MemoryOrderReport memory_order;
   MemoryBudgetReport memory_budget;
   double milliseconds = 0.0;  // the whole of compile()
 

@@ -113,6 +113,8 @@ extern const OpDef op_neg, op_exp, op_log, op_sqrt, op_rsqrt, op_square, op_tanh
     op_where, op_cast, op_stop_gradient;
 // reduce.cpp
 extern const OpDef op_sum, op_max;
+// reduce.cpp: made by the compiler only (compiler/passes)
+extern const OpDef op_sum_of_product;
 // shape.cpp
 extern const OpDef op_reshape, op_permute, op_broadcast_to, op_slice, op_slice_scatter, op_concat;
 // matmul.cpp

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "compiler/memory_order.hpp"
 #include "compiler/memory_plan.hpp"
 #include "compiler/passes/program_graph.hpp"
 #include "compiler/remat.hpp"
@@ -65,11 +66,19 @@ Program compile(const Graph& graph, const std::vector<Var>& outputs, const Compi
     for (int in : nodes[id].inputs) live[static_cast<std::size_t>(in)] = true;
   }
 
-  // Schedule (node ids are already topological), then, under a memory budget, an order and
-  // recomputations that fit it; liveness and buffers of the result.
+  // Schedule (node ids are already topological), reordered where that lowers the peak of live
+  // bytes, then, under a memory budget, an order and recomputations that fit it; liveness and
+  // buffers of the result.
   std::vector<int> schedule;
   for (std::size_t id = 0; id < count; ++id) {
     if (live[id] && !is_stored(nodes[id]) && nodes[id].op != &op_input) schedule.push_back(static_cast<int>(id));
+  }
+  if (options.memory_aware_order) {
+    const auto peak_of = [&](const std::vector<int>& order) {
+      return peak_live_bytes(assign_buffers(nodes, live, impl->is_output, order, options.in_place, impl->pool->size()).buffers);
+    };
+    const Reordering order = reorder_for_memory(nodes, impl->is_output, schedule, peak_of, impl->report);
+    impl->report.memory_order = {true, order.reordered, order.peak_before, order.peak_after};
   }
   bool copy_output_views = false;
   if (options.memory_budget) {

@@ -1,6 +1,7 @@
 #pragma once
 // Static memory planning: buffers with known sizes and live intervals get fixed offsets in one arena.
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <span>
@@ -22,6 +23,20 @@ inline std::size_t bytes_of(const Node& n) { return static_cast<std::size_t>(n.s
 
 /// Parameters and constants: values the graph (or a pass) stores, which no step computes or plans.
 inline bool is_stored(const Node& n) { return n.op == &op_param || n.op == &op_constant; }
+
+/// Each distinct operand once: a node reading a value twice frees or uses it once.
+inline std::vector<int> distinct_inputs(const Node& n) {
+  std::vector<int> in = n.inputs;
+  std::sort(in.begin(), in.end());
+  in.erase(std::unique(in.begin(), in.end()), in.end());
+  return in;
+}
+
+/// A node whose value lives inside its first operand's buffer (a reshape, a leading-axes slice):
+/// it has nothing to compute and no bytes of its own.
+inline bool is_view(const Node& n, std::span<const Node> nodes) {
+  return n.op->view != nullptr && !n.inputs.empty() && n.op->view(n, nodes[static_cast<std::size_t>(n.inputs[0])]) >= 0;
+}
 
 /// `bytes` rounded up to a multiple of kArenaAlignment.
 constexpr std::size_t aligned_size(std::size_t bytes) { return (bytes + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment; }

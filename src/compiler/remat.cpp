@@ -10,10 +10,10 @@
 #include "compiler/remat.hpp"
 
 #include <algorithm>
-#include <set>
 
 #include <fmt/format.h>
 
+#include "compiler/memory_order.hpp"
 #include "compiler/memory_plan.hpp"
 #include "xgrad/error.hpp"
 #include "xgrad/format.hpp"
@@ -22,84 +22,6 @@
 namespace xg {
 
 namespace {
-
-
-
-/// Each distinct operand once: a node reading a value twice frees or uses it once.
-std::vector<int> distinct_inputs(const Node& n) {
-  std::vector<int> in = n.inputs;
-  std::sort(in.begin(), in.end());
-  in.erase(std::unique(in.begin(), in.end()), in.end());
-  return in;
-}
-
-/// List scheduling over the same dependencies: at each point, the earliest ready node (in the
-/// original order) that frees at least as many bytes as it allocates, else the earliest ready node.
-/// Deterministic, and the original order whenever no ready node frees memory.
-std::vector<int> memory_order(const std::vector<Node>& nodes, const std::vector<int>& schedule, const std::vector<bool>& is_output) {
-  const std::size_t count = nodes.size();
-  std::vector<int> pos(count, -1);
-  for (std::size_t p = 0; p < schedule.size(); ++p) pos[static_cast<std::size_t>(schedule[p])] = static_cast<int>(p);
-  std::vector<int> pending(schedule.size(), 0);
-  std::vector<std::vector<int>> users(count);
-  std::vector<int> readers_left(count, 0);
-  std::vector<std::vector<int>> operands(schedule.size());
-  for (std::size_t p = 0; p < schedule.size(); ++p) {
-    operands[p] = distinct_inputs(nodes[static_cast<std::size_t>(schedule[p])]);
-    for (int in : operands[p]) {
-      ++readers_left[static_cast<std::size_t>(in)];
-      if (pos[static_cast<std::size_t>(in)] >= 0) {
-        ++pending[p];
-        users[static_cast<std::size_t>(in)].push_back(static_cast<int>(p));
-      }
-    }
-  }
-  // A view's bytes are its operand's, and a value a view reads stays alive through it: neither
-  // counts as allocated or freed.
-  auto is_view = [&](const Node& n) {
-    return n.op->view != nullptr && !n.inputs.empty() && n.op->view(n, nodes[static_cast<std::size_t>(n.inputs[0])]) >= 0;
-  };
-  std::vector<bool> viewed(count, false);
-  for (int id : schedule) {
-    const Node& n = nodes[static_cast<std::size_t>(id)];
-    if (is_view(n)) viewed[static_cast<std::size_t>(n.inputs[0])] = true;
-  }
-  auto net = [&](int p) {
-    const Node& n = nodes[static_cast<std::size_t>(schedule[static_cast<std::size_t>(p)])];
-    std::int64_t change = is_view(n) ? 0 : static_cast<std::int64_t>(bytes_of(n));
-    for (int in : operands[static_cast<std::size_t>(p)]) {
-      const Node& v = nodes[static_cast<std::size_t>(in)];
-      if (readers_left[static_cast<std::size_t>(in)] == 1 && !is_stored(v) && !is_output[static_cast<std::size_t>(in)] &&
-          !viewed[static_cast<std::size_t>(in)] && !is_view(v)) {
-        change -= static_cast<std::int64_t>(bytes_of(v));
-      }
-    }
-    return change;
-  };
-  std::set<int> ready;
-  for (std::size_t p = 0; p < schedule.size(); ++p) {
-    if (pending[p] == 0) ready.insert(static_cast<int>(p));
-  }
-  std::vector<int> order;
-  order.reserve(schedule.size());
-  while (!ready.empty()) {
-    int chosen = *ready.begin();
-    for (int p : ready) {
-      if (net(p) <= 0) {
-        chosen = p;
-        break;
-      }
-    }
-    ready.erase(chosen);
-    const int id = schedule[static_cast<std::size_t>(chosen)];
-    order.push_back(id);
-    for (int in : operands[static_cast<std::size_t>(chosen)]) --readers_left[static_cast<std::size_t>(in)];
-    for (int u : users[static_cast<std::size_t>(id)]) {
-      if (--pending[static_cast<std::size_t>(u)] == 0) ready.insert(u);
-    }
-  }
-  return order;
-}
 
 class Rematerializer {
  public:
@@ -226,7 +148,7 @@ constexpr std::uint64_t kFlopsPerByte = 16;
 
 std::uint64_t recompute_cost(const Node& n, const std::vector<Node>& nodes) {
   if (n.op->matmul_flops != nullptr) return n.op->matmul_flops(n, nodes);
-  if (n.op->view != nullptr && !n.inputs.empty() && n.op->view(n, nodes[static_cast<std::size_t>(n.inputs[0])]) >= 0) return 0;
+  if (is_view(n, nodes)) return 0;
   std::uint64_t bytes = bytes_of(n);
   for (int in : n.inputs) bytes += bytes_of(nodes[static_cast<std::size_t>(in)]);
   return bytes * kFlopsPerByte;
@@ -253,17 +175,13 @@ void fit_memory_budget(BudgetFit fit) {
   r.peak_after = peak(fit.schedule);
   if (r.arena_after <= fit.budget) return;
 
-  PassReport& order_log = fit.report.passes.emplace_back(PassReport{"schedule_for_memory", 0, {}});
-  if (std::vector<int> reordered = memory_order(fit.nodes, fit.schedule, fit.is_output); reordered != fit.schedule) {
-    if (const std::size_t p = peak(reordered); p < r.peak_after) {
-      order_log.changes.push_back(fmt::format("peak live bytes {} -> {}", r.peak_after, p));
-      ++order_log.rewrites;
-      fit.schedule = std::move(reordered);
-      r.rescheduled = true;
-      r.peak_after = p;
-      r.arena_after = arena(fit.schedule);
-      if (r.arena_after <= fit.budget) return;
-    }
+  // The memory-aware order, judged with the output views copied (compile()'s own try, if it made
+  // one, judged the plain plan).
+  if (const Reordering order = reorder_for_memory(fit.nodes, fit.is_output, fit.schedule, peak, fit.report); order.reordered) {
+    r.rescheduled = true;
+    r.peak_after = order.peak_after;
+    r.arena_after = arena(fit.schedule);
+    if (r.arena_after <= fit.budget) return;
   }
 
   Rematerializer remat(fit);

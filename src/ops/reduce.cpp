@@ -1,6 +1,8 @@
 // Reductions over axes: sum and max (mean is sum scaled), and sum_to, the adjoint of broadcasting.
 #include <algorithm>
 #include <limits>
+#include <optional>
+#include <string>
 
 #include "xgrad/kernels/broadcast.hpp"
 #include "xgrad/kernels/reduce.hpp"
@@ -46,16 +48,48 @@ void reduce_kernel(const Node& node, std::span<const Buffer> in, const Buffer& o
   });
 }
 
+void sum_of_product_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext&) {
+  const auto& attr = std::get<SumOfProductAttr>(node.attrs);
+  visit_dtype(out.dtype, [&]<class T>() {
+    const T* a = in[0].as<T>();
+    const T* b = in[1].as<T>();
+    T* y = out.as<T>();
+    std::fill(y, y + out.numel(), T(0));
+    const KeptDims kept = kept_dims(in[0], attr.sum);
+    kernels::for_each_row<1>(in[0].dims(), {kept.span()}, [&](const auto& at, const auto& step, std::int64_t n) {
+      kernels::sum_product_row(a + at[0], attr.negate_a, b + at[0], attr.negate_b, y + at[1], step[1], n);
+    });
+  });
+}
+
+/// The rows of a reduction of `x` over `axes` at constant strides, as generated code walks them:
+/// the row walk's arguments after the input pointer, or nothing when the rows are not that regular.
+std::optional<std::string> constant_stride_rows(const EmitArgs& a, const Shape& x, const std::vector<int>& axes) {
+  const Shape kept = kept_shape(x, axes);
+  const auto rows = emit::rows_of<1>(x.dims(), {kept.dims()});
+  const auto outer = emit::outer_strides(rows);
+  if (!outer || rows[0].step[0] != 1) return std::nullopt;
+  return fmt::format("{}, {}, {}, {}, {}, {}, {}", (*outer)[0], a.output.pointer, (*outer)[1], rows[0].step[1], rows.size(), rows[0].n,
+                     a.output.shape->numel());
+}
+
+std::string emit_sum_of_product(const EmitArgs& a) {
+  const Shape& x = *a.inputs[0].shape;
+  const auto& attr = std::get<SumOfProductAttr>(a.node.attrs);
+  if (x.numel() == 0) return {};
+  const auto rows = constant_stride_rows(a, x, attr.sum.axes);
+  if (!rows) return {};
+  return fmt::format("xg::kernels::sum_product_rows({}, {}, {}, {}, {});", a.inputs[0].pointer, attr.negate_a, a.inputs[1].pointer,
+                     attr.negate_b, *rows);
+}
+
 template <bool IsMax>
 std::string emit_reduce(const EmitArgs& a) {
   const Shape& x = *a.inputs[0].shape;
   if (x.numel() == 0) return {};
-  const Shape kept = kept_shape(x, std::get<AxesAttr>(a.node.attrs).axes);
-  const auto rows = emit::rows_of<1>(x.dims(), {kept.dims()});
-  const auto outer = emit::outer_strides(rows);
-  if (!outer || rows[0].step[0] != 1) return {};
-  return fmt::format("xg::kernels::reduce_rows<{}>({}, {}, {}, {}, {}, {}, {}, {});", IsMax, a.inputs[0].pointer, (*outer)[0],
-                     a.output.pointer, (*outer)[1], rows[0].step[1], rows.size(), rows[0].n, a.output.shape->numel());
+  const auto rows = constant_stride_rows(a, x, std::get<AxesAttr>(a.node.attrs).axes);
+  if (!rows) return {};
+  return fmt::format("xg::kernels::reduce_rows<{}>({}, {});", IsMax, a.inputs[0].pointer, *rows);
 }
 
 /// g (the reduced output's gradient) spread back over x's shape.
@@ -97,6 +131,8 @@ Var reduce(const OpDef& op, Var x, std::vector<int> axes, bool keepdims) {
 
 const OpDef op_sum{.name = "sum", .forward = reduce_kernel<false>, .vjp = vjp_sum, .emit = emit_reduce<false>};
 const OpDef op_max{.name = "max", .forward = reduce_kernel<true>, .vjp = vjp_max, .emit = emit_reduce<true>};
+const OpDef op_sum_of_product{.name = "sum_of_product", .forward = sum_of_product_kernel, .differentiable = false,
+                              .emit = emit_sum_of_product};
 
 Var sum(Var x, std::vector<int> axes, bool keepdims) { return reduce(op_sum, x, std::move(axes), keepdims); }
 Var max(Var x, std::vector<int> axes, bool keepdims) { return reduce(op_max, x, std::move(axes), keepdims); }

@@ -11,14 +11,6 @@ namespace xg {
 
 namespace {
 
-/// The one node reading `id`, when exactly one needed node does, once, and `id` is not an output.
-std::optional<int> sole_reader(const std::vector<std::vector<int>>& readers, const std::vector<int>& uses, int id) {
-  // One use in all, and it is a reader's (not the graph's outputs').
-  const auto& r = readers[static_cast<std::size_t>(id)];
-  if (uses[static_cast<std::size_t>(id)] != 1 || r.size() != 1) return std::nullopt;
-  return r.front();
-}
-
 /// Follows reshapes (views of the same row-major data) from `id` to the next op that reads it.
 std::optional<int> next_op(const ProgramGraph& graph, const std::vector<std::vector<int>>& readers, const std::vector<int>& uses,
                            int id) {

@@ -84,6 +84,13 @@ void ProgramGraph::make_constant(int id, Tensor value) {
   folded_.insert_or_assign(id, std::move(value));
 }
 
+std::optional<int> sole_reader(const std::vector<std::vector<int>>& readers, const std::vector<int>& uses, int id) {
+  // One use in all, and it is a reader's (not the graph's outputs').
+  const auto& r = readers[static_cast<std::size_t>(id)];
+  if (uses[static_cast<std::size_t>(id)] != 1 || r.size() != 1) return std::nullopt;
+  return r.front();
+}
+
 ProgramCost program_cost(const ProgramGraph& graph) {
   ProgramCost cost;
   const std::vector<bool> needed = graph.live();
@@ -117,6 +124,7 @@ void optimize(ProgramGraph& graph, const CompilePasses& which, CompileReport& re
       {which.eliminate_common_subexpressions, {"eliminate_common_subexpressions", eliminate_common_subexpressions}},
       {which.sequence_major_attention, {"sequence_major_attention", sequence_major_attention}},
       {which.fuse_epilogues, {"fuse_epilogues", fuse_epilogues}},
+      {which.fuse_sum_of_products, {"fuse_sum_of_products", fuse_sum_of_products}},
       {which.fuse_elementwise, {"fuse_elementwise", fuse_elementwise}},
   };
   for (const auto& [on, pass] : passes) {
@@ -143,6 +151,11 @@ std::string CompileReport::summary(bool every_change) const {
       "nodes {} -> {}, kernel calls {} -> {} ({:+.1f}%), non-GEMM memory bytes {} -> {} ({:+.1f}%), compiled in {:.1f} ms\n",
       nodes_before, nodes_after, kernel_calls_before, kernel_calls_after, percent(kernel_calls_before, kernel_calls_after),
       memory_bytes_before, memory_bytes_after, percent(memory_bytes_before, memory_bytes_after), milliseconds);
+  if (const MemoryOrderReport& m = memory_order; m.tried) {
+    out += m.reordered ? fmt::format("memory-aware order: peak live bytes {} -> {} ({:+.1f}%)\n", m.peak_graph_order, m.peak_after,
+                                     percent(m.peak_graph_order, m.peak_after))
+                       : fmt::format("memory-aware order: graph order kept (peak live bytes {})\n", m.peak_graph_order);
+  }
   if (const MemoryBudgetReport& m = memory_budget; m.budget > 0) {
     out += fmt::format(
         "memory budget {} bytes: arena {} -> {} bytes (peak live {} -> {}), {}{} values recomputed, {} more kernel calls, "

@@ -54,6 +54,10 @@ class ProgramGraph {
   std::unordered_map<int, Tensor>& folded_;
 };
 
+/// The one node reading `id`, when exactly one needed node does, once, and `id` is not an output
+/// (`readers` and `uses` as ProgramGraph gives them): a value a fused op may stop storing.
+std::optional<int> sole_reader(const std::vector<std::vector<int>>& readers, const std::vector<int>& uses, int id);
+
 /// What a pass records of its work.
 class PassLog {
  public:
@@ -73,6 +77,7 @@ void simplify(ProgramGraph& graph, PassLog& log);
 void eliminate_common_subexpressions(ProgramGraph& graph, PassLog& log);
 void sequence_major_attention(ProgramGraph& graph, PassLog& log);
 void fuse_epilogues(ProgramGraph& graph, PassLog& log);
+void fuse_sum_of_products(ProgramGraph& graph, PassLog& log);
 void fuse_elementwise(ProgramGraph& graph, PassLog& log);
 
 /// Kernel calls and non-GEMM memory bytes of the needed nodes, as CompileReport counts them.
