@@ -3,10 +3,9 @@
 // independent items. Programs share one (the process default, or one given in CompileOptions), so a
 // Trainer, its evaluation Program and gradcheck's Programs do not each bring threads of their own.
 //
-// A job is cut into up to kChunksPerThread x size() fixed chunks, and whichever thread is running
-// claims the next one: the caller never waits for a worker that has not woken up (on a loaded
-// machine it may not run for a whole time slice), only for chunks already under way, and a worker
-// descheduled in the middle of a chunk holds up only a small part of the job. One job at a time: a caller that finds the
+// A job is cut into size() fixed chunks, and whichever thread is running claims the next one: the
+// caller never waits for a worker that has not woken up (on a loaded machine it may not run for a
+// whole time slice), only for chunks already under way. One job at a time: a caller that finds the
 // pool busy (another thread's run, or a kernel calling back in) runs every chunk itself. Kernels
 // split their work so that no result depends on which thread runs a chunk, so all this changes
 // timing only. Workers run each chunk under the caller's floating-point control state
@@ -45,13 +44,9 @@ class ThreadPool {
   /// A pool of `threads` threads: the process default when `threads` is 0 or its size, else a new one.
   static std::shared_ptr<ThreadPool> with_threads(int threads);
 
-  /// Chunks per thread a job is cut into (fewer when it has fewer items).
-  static constexpr int kChunksPerThread = 4;
-
-  /// Calls fn(begin, end) on contiguous, nearly equal, non-empty chunks of [0, count), at most
-  /// kChunksPerThread x size() of them, each on whichever thread claims it first (all on the
-  /// caller when the pool is busy); returns when every chunk is done and rethrows the first
-  /// exception one threw.
+  /// Calls fn(begin, end) on size() contiguous, nearly equal chunks of [0, count) (empty ones
+  /// skipped), each on whichever thread claims it first (all on the caller when the pool is busy);
+  /// returns when every chunk is done and rethrows the first exception one threw.
   template <class F>
   void parallel_for(std::int64_t count, F&& fn) {
     if (count <= 0) return;
@@ -73,7 +68,7 @@ class ThreadPool {
   void work();
   /// Claims and runs chunks of the current job until none is left.
   void run_chunks() noexcept;
-  void run_chunk(std::uint32_t index) noexcept;
+  void run_chunk(int index) noexcept;
 
   int threads_;  // fixed before any worker starts: workers read it while others are still being made
   std::vector<std::thread> workers_;
@@ -83,17 +78,12 @@ class ThreadPool {
   Chunk chunk_ = nullptr;
   void* fn_ = nullptr;
   std::int64_t count_ = 0;
-  // The current job's number of chunks: written before the job is published, read by whoever has
-  // seen the job's claim word (atomic only so that a worker still looking at the last job may read it).
-  std::atomic<std::uint32_t> chunks_{0};
   unsigned float_control_ = 0;  // the caller's MXCSR (x86), for the workers
   std::exception_ptr error_;
   std::mutex error_mutex_;
 
   // The job's number in the high 32 bits, the next chunk to claim in the low 32: one atomic, so that
-  // a late worker can never claim a chunk of a job other than the one whose fields it reads. A job
-  // that is over holds kFinished, above any chunk count, so that its claim word never looks open
-  // against the next job's chunk count.
+  // a late worker can never claim a chunk of a job other than the one whose fields it reads.
   std::atomic<std::uint64_t> claim_{0};
   std::atomic<int> done_{0};  // chunks of the current job finished
   std::atomic<int> sleepers_{0};

@@ -11,9 +11,6 @@ namespace xg {
 
 namespace {
 
-/// The chunk index of a job that is over (above any chunk count).
-constexpr std::uint32_t kFinished = 0xffffffffu;
-
 inline void relax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -40,7 +37,7 @@ std::shared_ptr<ThreadPool> ThreadPool::with_threads(int threads) {
 ThreadPool::ThreadPool(int threads, std::chrono::microseconds spin) : threads_(threads), spin_(spin) {
   if (threads < 1) throw ValueError(fmt::format("ThreadPool: {} threads; at least 1 is needed", threads));
   if (spin.count() < 0) throw ValueError(fmt::format("ThreadPool: a spin time of {} us; it cannot be negative", spin.count()));
-  claim_.store(std::uint64_t{1} << 32 | kFinished);  // job 1 has no chunks left
+  claim_.store(std::uint64_t{1} << 32 | static_cast<std::uint32_t>(threads));  // job 1 has no chunks left
   workers_.reserve(static_cast<std::size_t>(threads - 1));
   for (int t = 1; t < threads; ++t) workers_.emplace_back([this] { work(); });
 }
@@ -55,9 +52,9 @@ ThreadPool::~ThreadPool() {
   for (std::thread& w : workers_) w.join();
 }
 
-void ThreadPool::run_chunk(std::uint32_t index) noexcept {
-  const std::int64_t chunks = chunks_.load(std::memory_order_relaxed), at = index;
-  const std::int64_t begin = count_ * at / chunks, end = count_ * (at + 1) / chunks;
+void ThreadPool::run_chunk(int index) noexcept {
+  const std::int64_t threads = size();
+  const std::int64_t begin = count_ * index / threads, end = count_ * (index + 1) / threads;
   if (begin >= end) return;
   try {
     chunk_(fn_, begin, end);
@@ -68,13 +65,12 @@ void ThreadPool::run_chunk(std::uint32_t index) noexcept {
 }
 
 void ThreadPool::run_chunks() noexcept {
+  const auto chunks = static_cast<std::uint32_t>(size());
   std::uint64_t claim = claim_.load(std::memory_order_acquire);
-  // A claim word of the current job was published after its chunk count; one of a job that is
-  // over holds kFinished.
-  while (static_cast<std::uint32_t>(claim) < chunks_.load(std::memory_order_relaxed)) {
+  while (static_cast<std::uint32_t>(claim) < chunks) {
     if (!claim_.compare_exchange_weak(claim, claim + 1, std::memory_order_acq_rel)) continue;
     set_float_control(float_control_);  // the caller's own, for a worker
-    run_chunk(static_cast<std::uint32_t>(claim));
+    run_chunk(static_cast<int>(static_cast<std::uint32_t>(claim)));
     done_.fetch_add(1, std::memory_order_release);
     claim = claim_.load(std::memory_order_acquire);
   }
@@ -92,18 +88,15 @@ void ThreadPool::run(std::int64_t count, Chunk chunk, void* fn) {
   float_control_ = float_control();
   error_ = nullptr;
   done_.store(0, std::memory_order_relaxed);
-  const auto chunks = static_cast<std::uint32_t>(std::min<std::int64_t>(count, std::int64_t{threads_} * kChunksPerThread));
-  chunks_.store(chunks, std::memory_order_relaxed);
   // Publishes the job: its fields above happen before any claim of one of its chunks.
-  const std::uint64_t job_number = (claim_.load(std::memory_order_relaxed) >> 32) + 1;
-  claim_.store(job_number << 32, std::memory_order_seq_cst);
+  const std::uint64_t next_job = (claim_.load(std::memory_order_relaxed) >> 32) + 1;
+  claim_.store(next_job << 32, std::memory_order_seq_cst);
   if (sleepers_.load() > 0) {
     std::lock_guard lock(sleep_mutex_);
     wake_.notify_all();
   }
   run_chunks();
-  while (done_.load(std::memory_order_acquire) < static_cast<int>(chunks)) relax();
-  claim_.store(job_number << 32 | kFinished, std::memory_order_release);
+  while (done_.load(std::memory_order_acquire) < size()) relax();
   if (error_) std::rethrow_exception(error_);
 }
 
