@@ -142,7 +142,7 @@ int main(int argc, char** argv) {
       const PieceTimes t = time_piece(p, rounds);
       const double gflop = 2.0 * static_cast<double>(p.m * p.n * p.k) / 1e9;
       const bool to_onednn =
-          kernels::f32_gemm_library(p.transpose_a, p.transpose_b, p.m, p.n, p.k, p.lda, p.ldb) == kernels::GemmLibrary::onednn;
+          kernels::f32_gemm_library(p.transpose_a, p.transpose_b, p.k, p.ldb) == kernels::GemmLibrary::onednn;
       fmt::print("  {}{}     {:>5} {:>5} {:>5} {:>5} {:>5} {:>6} {:>10.1f} {:>12.1f} {:>9}\n", p.transpose_a ? 'T' : 'N',
                  p.transpose_b ? 'T' : 'N', p.m, p.n, p.k, p.lda, p.ldb, count, gflop / t.onednn_s, gflop / t.openblas_s,
                  to_onednn ? "oneDNN" : "OpenBLAS");

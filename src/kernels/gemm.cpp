@@ -33,8 +33,10 @@ bool openblas_has_avx2_kernels() {
 /// kernels it is the faster library everywhere; where it runs AVX2 ones and OpenBLAS has AVX2-class
 /// kernels too, OpenBLAS is the faster on some shapes (see prefers_openblas).
 bool openblas_shares_products() {
-  static const bool shares = dnnl_get_effective_cpu_isa() < dnnl_cpu_isa_avx512_core &&
-                             dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx2 && openblas_has_avx2_kernels();
+  static const bool shares = [] {
+    const dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    return isa >= dnnl_cpu_isa_avx2 && isa < dnnl_cpu_isa_avx512_core && openblas_has_avx2_kernels();
+  }();
   return shares;
 }
 #endif
@@ -47,9 +49,7 @@ bool prefers_openblas(bool transpose_a, bool transpose_b, std::int64_t k, std::i
 }
 
 GemmLibrary f32_gemm_library([[maybe_unused]] bool transpose_a, [[maybe_unused]] bool transpose_b,
-                             [[maybe_unused]] std::int64_t m, [[maybe_unused]] std::int64_t n,
-                             [[maybe_unused]] std::int64_t k, [[maybe_unused]] std::int64_t lda,
-                             [[maybe_unused]] std::int64_t ldb) {
+                             [[maybe_unused]] std::int64_t k, [[maybe_unused]] std::int64_t ldb) {
 #ifdef XG_ONEDNN
 #ifdef XG_OPENBLAS
   if (openblas_shares_products() && prefers_openblas(transpose_a, transpose_b, k, ldb)) return GemmLibrary::cblas;
@@ -74,7 +74,7 @@ void blas_gemm(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t 
   }
 #ifdef XG_ONEDNN
   if constexpr (std::is_same_v<T, float>) {
-    if (f32_gemm_library(transpose_a, transpose_b, m, n, k, lda, ldb) == GemmLibrary::onednn) {
+    if (f32_gemm_library(transpose_a, transpose_b, k, ldb) == GemmLibrary::onednn) {
         const dnnl_status_t status = dnnl_sgemm(transpose_a ? 'T' : 'N', transpose_b ? 'T' : 'N', m, n, k, alpha, a, lda, b,
                                               ldb, beta, c, ldc);
       if (status != dnnl_success) throw Error("oneDNN sgemm failed (status " + std::to_string(static_cast<int>(status)) + ")");

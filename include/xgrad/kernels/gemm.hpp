@@ -25,12 +25,12 @@ void gemm(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, st
 /// The library that runs one f32 product (kernels::gemm on the calling thread).
 enum class GemmLibrary { onednn, cblas };
 
-/// Chosen by the product's shape and the machine alone, so that a product runs the same code, and
-/// gives the same bits, in every Program and generated model of the process and on any thread:
+/// Chosen by the product's layout, inner length k and B's row stride, and the machine, alone, so
+/// that a product runs the same code, and gives the same bits, in every Program and generated model
+/// of the process and on any thread:
 /// oneDNN when the build has it, except where oneDNN runs its AVX2 kernels, OpenBLAS has AVX2-class
 /// kernels for the CPU and prefers_openblas() holds; CBLAS when the build has no oneDNN.
-GemmLibrary f32_gemm_library(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, std::int64_t k,
-                             std::int64_t lda, std::int64_t ldb);
+GemmLibrary f32_gemm_library(bool transpose_a, bool transpose_b, std::int64_t k, std::int64_t ldb);
 /// The products oneDNN 2.6's AVX2 sgemm handles at half OpenBLAS's rate or worse, measured one piece
 /// at a time on the workloads' shapes (bench/README.md, "Which library runs a product"): a
 /// transposed left operand over a long inner dimension (weight gradients), and a plain right operand
