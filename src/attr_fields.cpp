@@ -57,7 +57,7 @@ class Describe {
     return {"EpilogueAttr",
             {{"product", nested(Attrs(a.product))}, {"bias", flag(a.bias)},
              {"activation", enumerator("EpilogueActivation", activations[static_cast<int>(a.activation)])},
-             {"residual", flag(a.residual)}}};
+             {"residual", flag(a.residual)}, {"gated", flag(a.gated)}}};
   }
   AttrDescription operator()(const FusedElementwiseAttr& a) const {
     std::vector<std::string> steps;

@@ -15,6 +15,7 @@
 #include "graph/registry.hpp"
 #include "test_decoder_lm.hpp"
 #include "test_decoder_lm_f64.hpp"
+#include "test_decoder_lm_gated.hpp"
 #include "test_decoder_lm_threads.hpp"
 #include "test_encoder_classifier.hpp"
 #include "test_seq2seq.hpp"
@@ -123,6 +124,9 @@ TEST_CASE("generated models compute what the interpreted Program computes, bit f
   SUBCASE("decoder-only LM in f64") { check_against_interpreter<generated::TestDecoderLMF64>(); }
   SUBCASE("decoder-only LM whose kernels split across threads") {
     check_against_interpreter<generated::TestDecoderLMThreads>();
+  }
+  SUBCASE("decoder-only LM without dropout: ReLU's gradient gate inside the product") {
+    check_against_interpreter<generated::TestDecoderLMGated>();
   }
 }
 

@@ -74,6 +74,11 @@ using MatmulFlopsFn = std::uint64_t (*)(const Node& node, std::span<const Node> 
 /// them in the arena for that step alone, so run() allocates nothing. `nodes` resolves node.inputs.
 using WorkspaceFn = std::size_t (*)(const Node& node, std::span<const Node> nodes, int slots);
 
+/// For an op that reads one operand element by element, each before it writes that element of its
+/// output (a product's epilogue operand): that operand's index, whose bytes the output may take
+/// when the operand dies there, or -1 for none at this node.
+using InPlaceOperandFn = int (*)(const Node& node, std::span<const Node> nodes);
+
 /// For ops whose value may be a contiguous range of their first operand's bytes (reshape, a slice
 /// of leading axes): the element offset of that range, or -1 when this node must be computed.
 using ViewFn = std::int64_t (*)(const Node& node, const Node& input);
@@ -90,6 +95,7 @@ struct OpDef {
   EmitFn emit = nullptr;        // null: generated code calls `forward`
   MatmulFlopsFn matmul_flops = nullptr;  // for ops built on matrix products (Program::matmul_flops)
   WorkspaceFn workspace = nullptr;       // null: no scratch
+  InPlaceOperandFn in_place_operand = nullptr;  // null: none (or, when `elementwise`, any)
 };
 
 /// The seed of a node's random stream, when its attributes carry one (dropout masks, attention with

@@ -127,8 +127,11 @@ Liveness assign_buffers(std::span<const Node> nodes, const std::vector<bool>& li
       reuse = lv.buffer_of[first];
       lv.offset_in_buffer[id] = lv.offset_in_buffer[first] + static_cast<std::size_t>(view_at) * size_of(n.dtype);
       lv.skip[id] = true;
-    } else if (n.op->elementwise && in_place) {
-      for (int in : n.inputs) {
+    } else if ((n.op->elementwise || n.op->in_place_operand != nullptr) && in_place) {
+      const int only = n.op->elementwise ? -1 : n.op->in_place_operand(n, nodes);
+      for (std::size_t k = 0; k < n.inputs.size(); ++k) {
+        if (!n.op->elementwise && static_cast<int>(k) != only) continue;
+        const int in = n.inputs[k];
         const Node& operand = nodes[static_cast<std::size_t>(in)];
         const int b = lv.buffer_of[static_cast<std::size_t>(in)];
         // Only at the same address: an elementwise kernel reads and writes element i in turn.

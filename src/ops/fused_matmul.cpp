@@ -1,8 +1,15 @@
 // fused_matmul: a matrix product with a shared right operand and its elementwise epilogue (bias
-// along the last axis, activation, residual), made by the compiler from the graph's separate ops
-// (compiler/passes/fuse_epilogues.cpp). The epilogue runs on each piece of the product while it is
-// in cache, with the same functors and the same SIMD/scalar split as the separate kernels: results
-// agree bit for bit with the unfused program.
+// along the last axis, activation, residual, ReLU's gradient gate), made by the compiler from the
+// graph's separate ops (compiler/passes/fuse_epilogues.cpp). The epilogue runs on each piece of the
+// product while it is in cache, with the same functors and the same SIMD/scalar split as the
+// separate kernels: results agree bit for bit with the unfused program.
+//
+// A gated product may write over its gate (the ReLU output, which dies there in the backward pass),
+// which saves a buffer of the product's size: each piece of rows first notes which gate elements
+// are positive, in a byte per element of per-thread scratch, then its GEMM overwrites them.
+#include <algorithm>
+#include <cstdint>
+
 #include "xgrad/kernels/functors.hpp"
 #include "xgrad/kernels/gemm.hpp"
 #include "xgrad/kernels/simd.hpp"
@@ -34,16 +41,48 @@ void apply_activation(EpilogueActivation activation, T* c, std::int64_t count) {
   }
 }
 
+/// How the product is cut (kernels::gemm_batch's pieces): a gate can be noted piece by piece, and
+/// overwritten, only when the pieces are whole rows.
+kernels::GemmPieces product_pieces(const ProductDims& d) { return kernels::gemm_pieces(d.rows, d.n, d.k, 1); }
+
+ProductDims product_dims_of(const Node& node, std::span<const Node> nodes) {
+  const Shape* shapes[] = {&nodes[static_cast<std::size_t>(node.inputs[0])].shape, &nodes[static_cast<std::size_t>(node.inputs[1])].shape};
+  return product_dims(node, shapes);
+}
+
+bool gate_by_rows(const Node& node, const ProductDims& d) {
+  return std::get<EpilogueAttr>(node.attrs).gated && d.k > 0 && d.rows > 0 && product_pieces(d).by_rows;
+}
+
+/// The gate is noted before each piece's GEMM, so the output may take its bytes, unless another
+/// operand reads the same value.
+int gated_in_place_operand(const Node& node, std::span<const Node> nodes) {
+  if (!gate_by_rows(node, product_dims_of(node, nodes))) return -1;
+  const int gate = node.inputs.back();
+  if (std::count(node.inputs.begin(), node.inputs.end(), gate) > 1) return -1;
+  return static_cast<int>(node.inputs.size()) - 1;
+}
+
+/// A byte per element of one piece, for each thread at work.
+std::size_t gated_workspace(const Node& node, std::span<const Node> nodes, int slots) {
+  const ProductDims d = product_dims_of(node, nodes);
+  if (!gate_by_rows(node, d)) return 0;
+  const kernels::GemmPieces pieces = product_pieces(d);
+  return static_cast<std::size_t>(std::clamp<std::int64_t>(slots, 1, pieces.per_product) * pieces.block * d.n);
+}
+
 void fused_matmul_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext& ctx) {
   const auto& attr = std::get<EpilogueAttr>(node.attrs);
   const Shape* shapes[] = {in[0].shape, in[1].shape};
-  const auto [rows, n, k] = product_dims(node, shapes);
+  const ProductDims dims = product_dims(node, shapes);
+  const auto [rows, n, k] = dims;
   visit_float(out.dtype, [&]<class T>() {
     const T* bias = attr.bias ? in[2].as<T>() : nullptr;
     const T* residual = attr.residual ? in[attr.bias ? 3 : 2].as<T>() : nullptr;
+    const T* gate = attr.gated ? in.back().as<T>() : nullptr;
     T* c = out.as<T>();
     // The separate kernels' order: (product + bias), activation, + residual, element by element.
-    const auto epilogue = [&](std::int64_t begin, std::int64_t end) {
+    const auto epilogue_before_gate = [&](std::int64_t begin, std::int64_t end) {
       if (bias != nullptr) {
         for (std::int64_t row_start = begin - begin % n; row_start < end; row_start += n) {
           const std::int64_t first = std::max(begin, row_start), last = std::min(end, row_start + n);
@@ -53,6 +92,41 @@ void fused_matmul_kernel(const Node& node, std::span<const Buffer> in, const Buf
       apply_activation(attr.activation, c + begin, end - begin);
       if (residual != nullptr) kernels::map_binary(c + begin, 1, residual + begin, 1, c + begin, end - begin, Add{});
     };
+    // Then the gate: greater(gate, 0) * value, as the separate comparison and product compute it.
+    const auto epilogue = [&](std::int64_t begin, std::int64_t end) {
+      epilogue_before_gate(begin, end);
+      if (gate == nullptr) return;
+      for (std::int64_t i = begin; i < end; ++i) c[i] = static_cast<T>(gate[i] > T(0)) * c[i];
+    };
+    if (gate_by_rows(node, dims)) {
+      const kernels::GemmPieces pieces = product_pieces(dims);
+      const std::int64_t per_slot = pieces.block * n;
+      const std::int64_t slots = std::clamp<std::int64_t>(static_cast<std::int64_t>(ctx.workspace_bytes) / per_slot, 1, pieces.per_product);
+      auto* const positive = static_cast<std::uint8_t*>(ctx.workspace);
+      const auto run_slot = [&](std::int64_t slot) {
+        std::uint8_t* noted = positive + slot * per_slot;
+        for (std::int64_t p = pieces.per_product * slot / slots; p < pieces.per_product * (slot + 1) / slots; ++p) {
+          const std::int64_t r0 = p * pieces.block, r1 = std::min(r0 + pieces.block, rows);
+          const T* g = gate + r0 * n;
+          const std::int64_t count = (r1 - r0) * n;
+          for (std::int64_t i = 0; i < count; ++i) noted[i] = g[i] > T(0);
+          // As gemm_batch runs this piece.
+          kernels::gemm(false, attr.product.transpose_b, r1 - r0, n, k, T(1), in[0].as<T>() + r0 * k, k, in[1].as<T>(),
+                        attr.product.transpose_b ? k : n, T(0), c + r0 * n, n);
+          epilogue_before_gate(r0 * n, r1 * n);
+          T* cr = c + r0 * n;
+          for (std::int64_t i = 0; i < count; ++i) cr[i] = static_cast<T>(noted[i]) * cr[i];
+        }
+      };
+      if (ctx.pool == nullptr || slots == 1) {
+        run_slot(0);
+      } else {
+        ctx.pool->parallel_for(slots, [&](std::int64_t first, std::int64_t last) {
+          for (std::int64_t slot = first; slot < last; ++slot) run_slot(slot);
+        });
+      }
+      return;
+    }
     if (k == 0) {
       std::fill(c, c + out.numel(), T(0));
       epilogue(0, out.numel());
@@ -63,14 +137,14 @@ void fused_matmul_kernel(const Node& node, std::span<const Buffer> in, const Buf
 }
 
 std::uint64_t fused_matmul_flops(const Node& node, std::span<const Node> nodes) {
-  const Shape* shapes[] = {&nodes[static_cast<std::size_t>(node.inputs[0])].shape, &nodes[static_cast<std::size_t>(node.inputs[1])].shape};
-  return 2 * static_cast<std::uint64_t>(node.shape.numel()) * static_cast<std::uint64_t>(product_dims(node, shapes).k);
+  return 2 * static_cast<std::uint64_t>(node.shape.numel()) * static_cast<std::uint64_t>(product_dims_of(node, nodes).k);
 }
 
 }  // namespace
 
 // Never differentiated: it exists only in compiled programs, after grad() has run.
 const OpDef op_fused_matmul{.name = "fused_matmul", .forward = fused_matmul_kernel, .differentiable = false,
-                            .matmul_flops = fused_matmul_flops};
+                            .matmul_flops = fused_matmul_flops, .workspace = gated_workspace,
+                            .in_place_operand = gated_in_place_operand};
 
 }  // namespace xg

@@ -1,7 +1,8 @@
 // Epilogue fusion: a matrix product with a shared right operand (a linear layer, or its gradient
-// with respect to the input) followed by `+ bias` along the last axis, an activation (ReLU, GELU)
-// and `+ residual` becomes one fused_matmul that applies them to each piece of the product while it
-// is in cache. Every value in between must have no other reader: it is no longer stored.
+// with respect to the input) followed by `+ bias` along the last axis, an activation (ReLU, GELU),
+// `+ residual` and `* (gate > 0)` (ReLU's gradient, which reads ReLU's output) becomes one
+// fused_matmul that applies them to each piece of the product while it is in cache. Every value in
+// between must have no other reader: it is no longer stored.
 #include <fmt/format.h>
 
 #include "compiler/passes/program_graph.hpp"
@@ -19,12 +20,26 @@ std::optional<int> next_op(const ProgramGraph& graph, const std::vector<std::vec
   return reader;
 }
 
-/// The operand of binary `add` node `id` that is not `chain`, or nothing.
-std::optional<int> other_operand(const Node& add, int chain) {
-  if (add.op != &op_add || add.inputs.size() != 2 || add.inputs[0] == add.inputs[1]) return std::nullopt;
-  if (add.inputs[0] == chain) return add.inputs[1];
-  if (add.inputs[1] == chain) return add.inputs[0];
+/// The operand of binary `op` node `node` that is not `chain`, or nothing.
+std::optional<int> other_operand(const Node& node, int chain, const OpDef& op = op_add) {
+  if (node.op != &op || node.inputs.size() != 2 || node.inputs[0] == node.inputs[1]) return std::nullopt;
+  if (node.inputs[0] == chain) return node.inputs[1];
+  if (node.inputs[1] == chain) return node.inputs[0];
   return std::nullopt;
+}
+
+/// The `gate` of a `greater(gate, 0)` node of the product's shape and type (0 of either sign), or nothing.
+std::optional<int> positive_gate(const ProgramGraph& graph, int id, const Node& product) {
+  const Node& compare = graph.node(id);
+  if (compare.op != &op_greater || compare.inputs.size() != 2 || compare.dtype != product.dtype ||
+      compare.shape.numel() != product.shape.numel()) {
+    return std::nullopt;
+  }
+  const int gate = compare.inputs[0], zero = compare.inputs[1];
+  const Node& g = graph.node(gate);
+  if (g.dtype != product.dtype || g.shape.numel() != product.shape.numel()) return std::nullopt;
+  if (!constant_everywhere(graph, zero, 0.0) && !constant_everywhere(graph, zero, -0.0)) return std::nullopt;
+  return gate;
 }
 
 /// The node of the chain that `add` reads (the last one, or a reshape of it).
@@ -93,6 +108,17 @@ void fuse_epilogues(ProgramGraph& graph, PassLog& log) {
         epilogue.residual = true;
         inputs.push_back(*residual);
         take(*next, "residual");
+        next = next_op(graph, readers, uses, end);
+      }
+    }
+    if (next) {
+      const Node& mul = graph.node(*next);
+      if (auto mask = other_operand(mul, chain_operand(graph, mul, end), op_mul); mask && mul.shape.numel() == mm.shape.numel()) {
+        if (auto gate = positive_gate(graph, *mask, mm)) {
+          epilogue.gated = true;
+          inputs.push_back(*gate);
+          take(*next, "gate");
+        }
       }
     }
     if (end == product) continue;

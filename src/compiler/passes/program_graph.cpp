@@ -1,6 +1,7 @@
 #include "compiler/passes/program_graph.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 #include <fmt/format.h>
 
@@ -91,6 +92,19 @@ std::optional<int> sole_reader(const std::vector<std::vector<int>>& readers, con
   return r.front();
 }
 
+bool constant_everywhere(const ProgramGraph& graph, int id, double value) {
+  const Tensor* t = graph.constant_value(id);
+  if (t == nullptr || t->numel() == 0) return false;
+  return visit_dtype(t->dtype(), [&]<class T>() {
+    const T* data = static_cast<const T*>(t->data());
+    for (std::int64_t i = 0; i < t->numel(); ++i) {
+      const auto x = static_cast<double>(data[i]);
+      if (x != value || std::signbit(x) != std::signbit(value)) return false;
+    }
+    return true;
+  });
+}
+
 ProgramCost program_cost(const ProgramGraph& graph) {
   ProgramCost cost;
   const std::vector<bool> needed = graph.live();
@@ -106,7 +120,10 @@ ProgramCost program_cost(const ProgramGraph& graph) {
     if (n.op->view != nullptr && !n.inputs.empty() && n.op->view(n, graph.node(graph.resolve(n.inputs[0]))) >= 0) continue;
     ++cost.kernel_calls;
     if (n.op == &op_fused_matmul) {
-      if (std::get<EpilogueAttr>(n.attrs).residual) cost.memory_bytes += bytes(graph.resolve(n.inputs.back()));
+      // What the epilogue reads besides the product's own operands.
+      const auto& epilogue = std::get<EpilogueAttr>(n.attrs);
+      const std::size_t first = epilogue.bias ? 3 : 2;
+      for (std::size_t k = first; k < n.inputs.size(); ++k) cost.memory_bytes += bytes(graph.resolve(n.inputs[k]));
     } else if (n.op->matmul_flops == nullptr) {
       cost.memory_bytes += bytes(id);
       for (int in : n.inputs) cost.memory_bytes += bytes(graph.resolve(in));

@@ -58,6 +58,9 @@ class ProgramGraph {
 /// (`readers` and `uses` as ProgramGraph gives them): a value a fused op may stop storing.
 std::optional<int> sole_reader(const std::vector<std::vector<int>>& readers, const std::vector<int>& uses, int id);
 
+/// Whether `id` is a constant whose every element equals `value`, sign of zero included.
+bool constant_everywhere(const ProgramGraph& graph, int id, double value);
+
 /// What a pass records of its work.
 class PassLog {
  public:

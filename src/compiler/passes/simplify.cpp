@@ -35,20 +35,6 @@ std::optional<Shape> broadcast_all(const std::vector<const Shape*>& shapes) {
   return Shape(std::move(dims));
 }
 
-/// Whether every element of constant `id` equals `value`, sign of zero included.
-bool constant_everywhere(const ProgramGraph& graph, int id, double value) {
-  const Tensor* t = graph.constant_value(id);
-  if (t == nullptr || t->numel() == 0) return false;
-  return visit_dtype(t->dtype(), [&]<class T>() {
-    const T* data = static_cast<const T*>(t->data());
-    for (std::int64_t i = 0; i < t->numel(); ++i) {
-      const auto x = static_cast<double>(data[i]);
-      if (x != value || std::signbit(x) != std::signbit(value)) return false;
-    }
-    return true;
-  });
-}
-
 /// The operand that `n` returns unchanged, if `n` is an arithmetic identity.
 std::optional<int> identity_operand(const ProgramGraph& graph, const Node& n) {
   if (n.inputs.size() != 2) return std::nullopt;
