@@ -3,6 +3,7 @@
 // no plan reaches is a ValueError that names it and the smallest arena reached.
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <doctest/doctest.h>
@@ -108,6 +109,12 @@ TEST_CASE("memory budget: below the minimum, a ValueError names the budget and t
     const std::size_t smallest = std::stoull(message.substr(at + std::string_view("the smallest arena reached is ").size()));
     CHECK(smallest > 4096);
     CHECK(smallest < arena);
+    // It names where the live bytes peak and the largest values alive there.
+    CHECK(message.find("the live bytes peak at node ") != std::string::npos);
+    CHECK(message.find(" MiB") != std::string::npos);
+    // The smallest arena it reports is one a budget of that size gets.
+    const Program fitted = compile(c.g, c.outputs, {.memory_budget = smallest});
+    CHECK(fitted.memory().arena_bytes <= smallest);
   }
   // A forward-only program has no backward pass to recompute in: its arena is all it can be.
   Graph g;
@@ -115,6 +122,36 @@ TEST_CASE("memory budget: below the minimum, a ValueError names the budget and t
   const Var y = sum(tanh(x) * x);
   const std::size_t plain = compile(g, {y}).memory().arena_bytes;
   CHECK_THROWS_AS((void)compile(g, {y}, {.memory_budget = plain / 2}), ValueError);
+}
+
+TEST_CASE("memory budget: a search aimed too low reports no more than a feasible budget reached") {
+  // W2's encoder layer at 2048 tokens: aimed below its floor, the greedy recomputes values whose
+  // copies hold the peak and raise the arena; it drops them again before it reports its smallest.
+  Graph g(5);
+  const Var x = g.input("x", {2, 1024, 256});
+  const Var lengths = g.input("lengths", {2}, DType::i32);
+  const Var y = nn::encoder_layer(x, nn::key_padding_bias(lengths, 1024, DType::f32), "layer",
+                                  {256, 8, 1024, 0.0, nn::NormStyle::post, nn::Activation::relu, 1e-5});
+  const Var objective = mean(square(y));
+  const auto trainer = [&](std::optional<std::size_t> budget) {
+    TrainerOptions options;
+    options.compile.memory_budget = budget;
+    return Trainer(g, objective, optim::adamw_factory(0.01, std::nullopt), options);
+  };
+  const std::size_t plain = trainer(std::nullopt).program().memory().arena_bytes;
+  const std::size_t feasible = trainer(plain * 3 / 4).program().memory().arena_bytes;
+  CHECK(feasible < plain * 3 / 4);
+  try {
+    (void)trainer(plain * 3 / 5);
+    FAIL("the budget fitted: choose a lower one");
+  } catch (const ValueError& e) {
+    const std::string message = e.what();
+    const std::size_t at = message.find("the smallest arena reached is ");
+    REQUIRE(at != std::string::npos);
+    const std::size_t smallest = std::stoull(message.substr(at + std::string_view("the smallest arena reached is ").size()));
+    CHECK(smallest <= feasible);
+    CHECK(message.find("the live bytes peak at node ") != std::string::npos);
+  }
 }
 
 TEST_CASE("memory budget: independent branches are reordered so that each big value dies before the next") {

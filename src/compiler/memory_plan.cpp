@@ -49,7 +49,14 @@ MemoryPlan plan_memory(const std::vector<BufferRequest>& requests) {
   return plan;
 }
 
-std::size_t peak_live_bytes(const std::vector<BufferRequest>& requests) {
+namespace {
+
+struct Peak {
+  std::size_t bytes = 0;
+  int step = 0;
+};
+
+Peak live_peak(const std::vector<BufferRequest>& requests) {
   int last = 0;
   for (const auto& r : requests) last = std::max(last, r.last_step);
   // Differences: + at the first step, - after the last; the running sum is the live bytes.
@@ -58,16 +65,19 @@ std::size_t peak_live_bytes(const std::vector<BufferRequest>& requests) {
     change[static_cast<std::size_t>(r.first_step)] += static_cast<std::int64_t>(aligned_size(r.bytes));
     change[static_cast<std::size_t>(r.last_step) + 1] -= static_cast<std::int64_t>(aligned_size(r.bytes));
   }
-  std::int64_t live = 0, peak = 0;
-  for (std::int64_t c : change) {
-    live += c;
-    peak = std::max(peak, live);
+  std::int64_t live = 0;
+  Peak peak;
+  for (std::size_t step = 0; step < change.size(); ++step) {
+    live += change[step];
+    if (live > static_cast<std::int64_t>(peak.bytes)) peak = {static_cast<std::size_t>(live), static_cast<int>(step)};
   }
-  return static_cast<std::size_t>(peak);
+  return peak;
 }
 
-namespace {
 }  // namespace
+
+std::size_t peak_live_bytes(const std::vector<BufferRequest>& requests) { return live_peak(requests).bytes; }
+int peak_live_step(const std::vector<BufferRequest>& requests) { return live_peak(requests).step; }
 
 Liveness assign_buffers(std::span<const Node> nodes, const std::vector<bool>& live, const std::vector<bool>& is_output,
                         const std::vector<int>& schedule, bool in_place, int slots, bool copy_output_views) {

@@ -61,6 +61,8 @@ MemoryPlan plan_memory(const std::vector<BufferRequest>& requests);
 
 /// The peak of live (aligned) bytes over the steps: plan_memory's lower bound, without placing.
 std::size_t peak_live_bytes(const std::vector<BufferRequest>& requests);
+/// The first step at which that peak is reached.
+int peak_live_step(const std::vector<BufferRequest>& requests);
 
 /// Values computed or fed, in the order they are produced, with the buffer each one lives in.
 struct Liveness {

@@ -10,6 +10,8 @@
 #include "compiler/remat.hpp"
 
 #include <algorithm>
+#include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -154,6 +156,49 @@ std::uint64_t recompute_cost(const Node& n, const std::vector<Node>& nodes) {
   return bytes * kFlopsPerByte;
 }
 
+/// Where a schedule's live bytes peak and the largest values alive there, for a budget no plan meets.
+std::string describe_peak(const std::vector<Node>& nodes, const std::vector<int>& schedule, const Liveness& lv) {
+  const int step = peak_live_step(lv.buffers);
+  // Each buffer is named by the node that writes it first (views and in-place ops join it later).
+  std::vector<int> owner(lv.buffers.size(), -1);
+  std::vector<bool> scratch(lv.buffers.size(), false);
+  for (std::size_t id = 0; id < nodes.size(); ++id) {
+    if (const int w = lv.workspace_of[id]; w >= 0) {
+      owner[static_cast<std::size_t>(w)] = static_cast<int>(id);
+      scratch[static_cast<std::size_t>(w)] = true;
+    }
+    const int b = lv.buffer_of[id];
+    if (b < 0 || scratch[static_cast<std::size_t>(b)]) continue;
+    int& o = owner[static_cast<std::size_t>(b)];
+    if (o < 0 || lv.step_of[id] < lv.step_of[static_cast<std::size_t>(o)]) o = static_cast<int>(id);
+  }
+  std::vector<std::size_t> alive;
+  for (std::size_t b = 0; b < lv.buffers.size(); ++b) {
+    if (lv.buffers[b].first_step <= step && step <= lv.buffers[b].last_step && owner[b] >= 0) alive.push_back(b);
+  }
+  std::stable_sort(alive.begin(), alive.end(), [&](std::size_t a, std::size_t b) { return lv.buffers[a].bytes > lv.buffers[b].bytes; });
+  constexpr std::size_t kNamed = 6;
+  std::vector<std::string> named;
+  std::size_t rest = 0;
+  for (std::size_t i = 0; i < alive.size(); ++i) {
+    const std::size_t b = alive[i];
+    const double mib = static_cast<double>(lv.buffers[b].bytes) / 1048576.0;
+    const int id = owner[b];
+    if (i < kNamed) {
+      named.push_back(fmt::format("{}{} {:.1f} MiB", scratch[b] ? "the workspace of " : "",
+                                  describe(nodes[static_cast<std::size_t>(id)], id), mib));
+    } else {
+      rest += lv.buffers[b].bytes;
+    }
+  }
+  const std::string where = step == 0 ? std::string("with the inputs")
+                                      : fmt::format("at {}", describe(nodes[static_cast<std::size_t>(schedule[static_cast<std::size_t>(step - 1)])],
+                                                                      schedule[static_cast<std::size_t>(step - 1)]));
+  std::string text = fmt::format("the live bytes peak {}, with these alive: {}", where, fmt::join(named, ", "));
+  if (alive.size() > kNamed) text += fmt::format(", and {} more values ({:.1f} MiB)", alive.size() - kNamed, static_cast<double>(rest) / 1048576.0);
+  return text;
+}
+
 }  // namespace
 
 void fit_memory_budget(BudgetFit fit) {
@@ -227,15 +272,19 @@ void fit_memory_budget(BudgetFit fit) {
     schedule = remat.schedule();
     const std::size_t planned = arena(schedule);
     best = std::min(best, planned);
-    if (planned <= fit.budget) {
-      // Then drop, costliest first, every recomputation the peak does not need (those that only
-      // held it while a chain was incomplete), unless the plan then no longer fits.
-      const std::vector<int> kept = accepted;
+    // Drops, costliest first, every recomputation the peak does not need (those that only held it
+    // while a chain was incomplete): their copies may have raised the arena by where they sit.
+    const auto drop_unneeded = [&] {
       for (auto c = accepted.rbegin(); c != accepted.rend(); ++c) {
         remat.set(*c, false);
         if (const std::size_t p = peak(remat.schedule()); p <= current) current = p;
         else remat.set(*c, true);
       }
+    };
+    if (planned <= fit.budget) {
+      // Then keep the leaner plan unless it no longer fits.
+      const std::vector<int> kept = accepted;
+      drop_unneeded();
       std::vector<int> leaner = remat.schedule();
       if (const std::size_t a = arena(leaner); a <= fit.budget) {
         schedule = std::move(leaner);
@@ -249,11 +298,16 @@ void fit_memory_budget(BudgetFit fit) {
       break;
     }
     if (next >= order.size()) {
+      drop_unneeded();
+      const std::vector<int> leanest = remat.schedule();
+      const Liveness lv = liveness(leanest);
+      best = std::min(best, plan_memory(lv.buffers).arena_bytes);
+      const auto recomputed = static_cast<std::size_t>(std::count_if(accepted.begin(), accepted.end(), [&](int c) { return remat.on(c); }));
       throw ValueError(fmt::format(
           "compile: no plan fits the memory budget of {} bytes ({:.1f} MiB): the smallest arena reached is {} bytes "
-          "({:.1f} MiB), against {} bytes without a budget, with {} of {} forward values recomputed in the backward pass",
+          "({:.1f} MiB), against {} bytes without a budget, with {} of {} forward values recomputed in the backward pass; {}",
           fit.budget, static_cast<double>(fit.budget) / 1048576.0, best, static_cast<double>(best) / 1048576.0, r.arena_before,
-          accepted.size(), remat.candidates().size()));
+          recomputed, remat.candidates().size(), describe_peak(fit.nodes, leanest, lv)));
     }
     // The plan places buffers with gaps: aim the peak lower by what the arena is over.
     const std::size_t over = planned - fit.budget;
