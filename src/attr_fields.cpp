@@ -57,7 +57,8 @@ class Describe {
     return {"EpilogueAttr",
             {{"product", nested(Attrs(a.product))}, {"bias", flag(a.bias)},
              {"activation", enumerator("EpilogueActivation", activations[static_cast<int>(a.activation)])},
-             {"residual", flag(a.residual)}, {"gated", flag(a.gated)}}};
+             {"residual", flag(a.residual)}, {"dropout", real(a.dropout)}, {"seed", seed(a.seed)},
+             {"gated", flag(a.gated)}}};
   }
   AttrDescription operator()(const FusedElementwiseAttr& a) const {
     std::vector<std::string> steps;

@@ -269,11 +269,46 @@ TEST_CASE("epilogue fusion: ReLU's gradient gate runs inside the product, over t
         CAPTURE(threads);
         Program on = compile(g, outputs, {.threads = threads});
         const std::string dump = on.dump();
-        REQUIRE(dump.find("residual=false, gated=true") != std::string::npos);
+        REQUIRE(dump.find("gated=true") != std::string::npos);
         CHECK(dump.find(" greater ") == std::string::npos);
         const bool in_place = arena_offset(on, "gated=true") == arena_offset(on, "activation=relu");
         CHECK(in_place == !keep_activation);
         on.run({{x, x_value}, {t, t_value}});
+        for (Var v : outputs) CHECK(same_bits(on.get(v), off.get(v)));
+      }
+    }
+  }
+}
+
+TEST_CASE("epilogue fusion: dropout's gradient and ReLU's gate run inside the product, bit for bit in every run") {
+  for (DType dtype : {DType::f32, DType::f64}) {
+    CAPTURE(dtype);
+    Graph g(7, dtype);
+    const Var x = g.input("x", {8, 64, 128});
+    const Var w1 = g.param("w1", {256, 128}, Init::normal(0.0, 0.1));
+    const Var w2 = g.param("w2", {128, 256}, Init::normal(0.0, 0.1));
+    const Var y = matmul(dropout(relu(matmul(x, w1, false, true)), 0.25), w2, false, true);
+    const Var objective = sum(square(y));
+    std::vector<Var> outputs = grad(g, objective, {x, w1, w2});
+    outputs.push_back(objective);
+    std::mt19937 rng(13);
+    std::normal_distribution<double> normal;
+    xt::xarray<double> xv = xt::zeros<double>({8, 64, 128});
+    for (auto& v : xv) v = normal(rng);
+    const Tensor x_value = dtype == DType::f32 ? Tensor(xt::xarray<float>(xv)) : Tensor(xv);
+    for (int threads : {1, 3}) {
+      CAPTURE(threads);
+      Program off = compile(g, outputs, {.threads = 1, .passes = CompilePasses::none()});  // runs count from 0 in both
+      Program on = compile(g, outputs, {.threads = threads});
+      REQUIRE(on.dump().find("dropout=0.25, seed=") != std::string::npos);
+      REQUIRE(on.dump().find("gated=true") != std::string::npos);
+      // Training (a new mask each run), then evaluation (no mask).
+      for (const bool training : {true, true, false}) {
+        CAPTURE(training);
+        on.set_training(training);
+        off.set_training(training);
+        on.run({{x, x_value}});
+        off.run({{x, x_value}});
         for (Var v : outputs) CHECK(same_bits(on.get(v), off.get(v)));
       }
     }

@@ -98,14 +98,17 @@ enum class EpilogueActivation : std::uint8_t { none, relu, gelu_erf, gelu_tanh }
 
 /// fused_matmul, which only the compiler makes: a matrix product with a shared right operand
 /// followed, element by element, by `+ bias` along the last axis (when `bias`), the activation,
-/// `+ residual` of the output's shape (when `residual`), and `* (gate > 0)` for a `gate` of the
-/// output's shape (when `gated`: ReLU's gradient, from its output). Operands: a, b, then bias,
-/// residual and gate.
+/// `+ residual` of the output's shape (when `residual`), `* dropout_mask` of probability `dropout`
+/// and stream `seed` at the element's flat position (when `dropout > 0`: dropout's gradient), and
+/// `* (gate > 0)` for a `gate` of the output's shape (when `gated`: ReLU's gradient, from its
+/// output). Operands: a, b, then bias, residual and gate.
 struct EpilogueAttr {
   MatmulAttr product;
   bool bias = false;
   EpilogueActivation activation = EpilogueActivation::none;
   bool residual = false;
+  double dropout = 0.0;
+  std::uint64_t seed = 0;
   bool gated = false;
   bool operator==(const EpilogueAttr&) const = default;
 };

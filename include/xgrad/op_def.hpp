@@ -105,6 +105,7 @@ inline std::optional<std::uint64_t> stream_seed(const Attrs& attrs) {
   if (const auto* d = std::get_if<DropoutAttr>(&attrs)) return d->seed;
   if (const auto* a = std::get_if<AttentionAttr>(&attrs); a != nullptr && a->dropout > 0.0) return a->seed;
   if (const auto* f = std::get_if<FusedElementwiseAttr>(&attrs); f != nullptr && f->dropout > 0.0) return f->seed;
+  if (const auto* e = std::get_if<EpilogueAttr>(&attrs); e != nullptr && e->dropout > 0.0) return e->seed;
   return std::nullopt;
 }
 

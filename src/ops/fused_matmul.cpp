@@ -1,5 +1,5 @@
 // fused_matmul: a matrix product with a shared right operand and its elementwise epilogue (bias
-// along the last axis, activation, residual, ReLU's gradient gate), made by the compiler from the
+// along the last axis, activation, residual, dropout's and ReLU's gradients), made by the compiler from the
 // graph's separate ops (compiler/passes/fuse_epilogues.cpp). The epilogue runs on each piece of the
 // product while it is in cache, with the same functors and the same SIMD/scalar split as the
 // separate kernels: results agree bit for bit with the unfused program.
@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "xgrad/kernels/dropout.hpp"
 #include "xgrad/kernels/functors.hpp"
 #include "xgrad/kernels/gemm.hpp"
 #include "xgrad/kernels/simd.hpp"
@@ -38,6 +39,19 @@ void apply_activation(EpilogueActivation activation, T* c, std::int64_t count) {
     case EpilogueActivation::relu: kernels::map_unary(c, c, count, Relu{}); return;
     case EpilogueActivation::gelu_erf: kernels::map_unary(c, c, count, GeluErf{}); return;
     case EpilogueActivation::gelu_tanh: kernels::map_unary(c, c, count, GeluTanh{}); return;
+  }
+}
+
+/// c[i] *= the dropout mask's element i, for i in [begin, end): the values op_dropout_mask's kernel
+/// gives, multiplied as `mul` multiplies.
+template <class T>
+void apply_dropout_mask(const EpilogueAttr& attr, const RunContext& ctx, T* c, std::int64_t begin, std::int64_t end) {
+  constexpr std::int64_t kChunk = 256;
+  T mask[kChunk];
+  for (std::int64_t first = begin; first < end; first += kChunk) {
+    const std::int64_t count = std::min(kChunk, end - first);
+    kernels::dropout_mask(mask, count, attr.dropout, attr.seed, ctx.run_index, ctx.training, first);
+    for (std::int64_t i = 0; i < count; ++i) c[first + i] = c[first + i] * mask[i];
   }
 }
 
@@ -91,6 +105,7 @@ void fused_matmul_kernel(const Node& node, std::span<const Buffer> in, const Buf
       }
       apply_activation(attr.activation, c + begin, end - begin);
       if (residual != nullptr) kernels::map_binary(c + begin, 1, residual + begin, 1, c + begin, end - begin, Add{});
+      if (attr.dropout > 0.0) apply_dropout_mask(attr, ctx, c, begin, end);
     };
     // Then the gate: greater(gate, 0) * value, as the separate comparison and product compute it.
     const auto epilogue = [&](std::int64_t begin, std::int64_t end) {

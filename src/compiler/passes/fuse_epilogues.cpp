@@ -1,8 +1,8 @@
 // Epilogue fusion: a matrix product with a shared right operand (a linear layer, or its gradient
 // with respect to the input) followed by `+ bias` along the last axis, an activation (ReLU, GELU),
-// `+ residual` and `* (gate > 0)` (ReLU's gradient, which reads ReLU's output) becomes one
-// fused_matmul that applies them to each piece of the product while it is in cache. Every value in
-// between must have no other reader: it is no longer stored.
+// `+ residual`, `* dropout_mask` (dropout's gradient) and `* (gate > 0)` (ReLU's gradient, which
+// reads ReLU's output) becomes one fused_matmul that applies them to each piece of the product
+// while it is in cache. Every value in between must have no other reader: it is no longer stored.
 #include <fmt/format.h>
 
 #include "compiler/passes/program_graph.hpp"
@@ -109,6 +109,20 @@ void fuse_epilogues(ProgramGraph& graph, PassLog& log) {
         inputs.push_back(*residual);
         take(*next, "residual");
         next = next_op(graph, readers, uses, end);
+      }
+    }
+    // A multiply by a dropout mask of the output's size: the backward pass of dropout.
+    if (next) {
+      const Node& mul = graph.node(*next);
+      if (auto mask = other_operand(mul, chain_operand(graph, mul, end), op_mul); mask && mul.shape.numel() == mm.shape.numel()) {
+        const Node& m = graph.node(*mask);
+        if (m.op == &op_dropout_mask && m.dtype == mm.dtype && m.shape.numel() == mm.shape.numel()) {
+          const auto& dropout = std::get<DropoutAttr>(m.attrs);
+          epilogue.dropout = dropout.p;
+          epilogue.seed = dropout.seed;
+          take(*next, "dropout");
+          next = next_op(graph, readers, uses, end);
+        }
       }
     }
     if (next) {
