@@ -33,6 +33,13 @@ std::size_t scheduled(const Program& p, std::string_view op) {
   return n;
 }
 
+Tensor random_tensor(DType dtype, std::vector<std::size_t> shape, std::mt19937& rng) {
+  std::normal_distribution<double> normal;
+  xt::xarray<double> v = xt::zeros<double>(shape);
+  for (auto& e : v) e = normal(rng);
+  return dtype == DType::f32 ? Tensor(xt::xarray<float>(v)) : Tensor(v);
+}
+
 xt::xarray<float> ramp(std::vector<std::size_t> shape, float scale) {
   xt::xarray<float> x = xt::zeros<float>(shape);
   for (std::size_t i = 0; i < x.size(); ++i) x.flat(i) = scale * static_cast<float>((static_cast<int>(i * 37 % 23) - 11));
@@ -213,12 +220,7 @@ TEST_CASE("epilogue fusion: bias, activation and residual run inside the product
     CHECK(on.report().kernel_calls_after == 2);
     CHECK(on.report().memory_bytes_after < on.report().memory_bytes_before);
     std::mt19937 rng(5);
-    std::normal_distribution<double> normal;
-    xt::xarray<double> xv = xt::zeros<double>({4, 50, 48}), rv = xt::zeros<double>({4, 50, 72});
-    for (auto& v : xv) v = normal(rng);
-    for (auto& v : rv) v = normal(rng);
-    const Tensor x_value = dtype == DType::f32 ? Tensor(xt::xarray<float>(xv)) : Tensor(xv);
-    const Tensor r_value = dtype == DType::f32 ? Tensor(xt::xarray<float>(rv)) : Tensor(rv);
+    const Tensor x_value = random_tensor(dtype, {4, 50, 48}, rng), r_value = random_tensor(dtype, {4, 50, 72}, rng);
     on.run({{x, x_value}, {r, r_value}});
     off.run({{x, x_value}, {r, r_value}});
     for (Var v : outputs) {
@@ -254,14 +256,13 @@ TEST_CASE("epilogue fusion: ReLU's gradient gate runs inside the product, over t
       std::vector<Var> outputs = grad(g, objective, {x, w1, b1, w2});
       if (keep_activation) outputs.push_back(h);  // read to the end: the gradient may not take its bytes
       std::mt19937 rng(11);
+      const Tensor x_value = random_tensor(dtype, {8, 64, 128}, rng);
+      xt::xarray<double> tv = xt::zeros<double>({8, 64, 128});
       std::normal_distribution<double> normal;
-      xt::xarray<double> xv = xt::zeros<double>({8, 64, 128}), tv = xt::zeros<double>({8, 64, 128});
-      for (auto& v : xv) v = normal(rng);
       for (auto& v : tv) v = normal(rng);
       // Infinities reach dH: 0 * inf must stay NaN where the gate is shut, and 0 * negative -0.
       tv(0, 3, 5) = std::numeric_limits<double>::infinity();
       tv(5, 60, 127) = -std::numeric_limits<double>::infinity();
-      const Tensor x_value = dtype == DType::f32 ? Tensor(xt::xarray<float>(xv)) : Tensor(xv);
       const Tensor t_value = dtype == DType::f32 ? Tensor(xt::xarray<float>(tv)) : Tensor(tv);
       Program off = compile(g, outputs, {.threads = 1, .passes = CompilePasses::none()});
       off.run({{x, x_value}, {t, t_value}});
@@ -292,10 +293,7 @@ TEST_CASE("epilogue fusion: dropout's gradient and ReLU's gate run inside the pr
     std::vector<Var> outputs = grad(g, objective, {x, w1, w2});
     outputs.push_back(objective);
     std::mt19937 rng(13);
-    std::normal_distribution<double> normal;
-    xt::xarray<double> xv = xt::zeros<double>({8, 64, 128});
-    for (auto& v : xv) v = normal(rng);
-    const Tensor x_value = dtype == DType::f32 ? Tensor(xt::xarray<float>(xv)) : Tensor(xv);
+    const Tensor x_value = random_tensor(dtype, {8, 64, 128}, rng);
     for (int threads : {1, 3}) {
       CAPTURE(threads);
       Program off = compile(g, outputs, {.threads = 1, .passes = CompilePasses::none()});  // runs count from 0 in both
@@ -328,13 +326,6 @@ TEST_CASE("epilogue fusion keeps a value another op still reads") {
 }
 
 namespace {
-
-Tensor random_tensor(DType dtype, std::vector<std::size_t> shape, std::mt19937& rng) {
-  std::normal_distribution<double> normal;
-  xt::xarray<double> v = xt::zeros<double>(shape);
-  for (auto& e : v) e = normal(rng);
-  return dtype == DType::f32 ? Tensor(xt::xarray<float>(v)) : Tensor(v);
-}
 
 Var scalar(Graph& g, DType dtype, double value) {
   return g.constant(dtype == DType::f32 ? Tensor(xt::xarray<float>(static_cast<float>(value))) : Tensor(xt::xarray<double>(value)));
