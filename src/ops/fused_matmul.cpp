@@ -121,15 +121,13 @@ void fused_matmul_kernel(const Node& node, std::span<const Buffer> in, const Buf
       const auto run_slot = [&](std::int64_t slot) {
         std::uint8_t* noted = positive + slot * per_slot;
         for (std::int64_t p = pieces.per_product * slot / slots; p < pieces.per_product * (slot + 1) / slots; ++p) {
-          const std::int64_t r0 = p * pieces.block, r1 = std::min(r0 + pieces.block, rows);
-          const T* g = gate + r0 * n;
-          const std::int64_t count = (r1 - r0) * n;
+          const kernels::GemmPiece at = kernels::gemm_piece_range(pieces, p, rows, n);
+          const T* g = gate + at.r0 * n;
+          const std::int64_t count = (at.r1 - at.r0) * n;
           for (std::int64_t i = 0; i < count; ++i) noted[i] = g[i] > T(0);
-          // As gemm_batch runs this piece.
-          kernels::gemm(false, attr.product.transpose_b, r1 - r0, n, k, T(1), in[0].as<T>() + r0 * k, k, in[1].as<T>(),
-                        attr.product.transpose_b ? k : n, T(0), c + r0 * n, n);
-          epilogue_before_gate(r0 * n, r1 * n);
-          T* cr = c + r0 * n;
+          kernels::gemm_piece(pieces, p, false, attr.product.transpose_b, rows, n, k, in[0].as<T>(), 0, in[1].as<T>(), 0, c);
+          epilogue_before_gate(at.r0 * n, at.r1 * n);
+          T* cr = c + at.r0 * n;
           for (std::int64_t i = 0; i < count; ++i) cr[i] = static_cast<T>(noted[i]) * cr[i];
         }
       };

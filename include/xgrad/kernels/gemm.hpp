@@ -76,6 +76,32 @@ inline GemmPieces gemm_pieces(std::int64_t m, std::int64_t n, std::int64_t k, st
   return p;
 }
 
+/// Where piece p of a batch's cut lies: product `product`, rows [r0, r1) and columns [c0, c1) of its C.
+struct GemmPiece {
+  std::int64_t product, r0, r1, c0, c1;
+};
+
+/// Where piece p of `pieces` lies in products of m x n.
+inline GemmPiece gemm_piece_range(const GemmPieces& pieces, std::int64_t p, std::int64_t m, std::int64_t n) {
+  const std::int64_t i = p / pieces.per_product, part = p % pieces.per_product;
+  const std::int64_t first = part * pieces.block, last = std::min((part + 1) * pieces.block, pieces.by_rows ? m : n);
+  return pieces.by_rows ? GemmPiece{i, first, last, 0, n} : GemmPiece{i, 0, m, first, last};
+}
+
+/// Computes piece p of `pieces` with one GEMM call, as gemm_batch does (operands as gemm_batch takes
+/// them): a kernel that schedules the pieces itself gets the same calls, and so the same bits.
+template <class T>
+GemmPiece gemm_piece(const GemmPieces& pieces, std::int64_t p, bool transpose_a, bool transpose_b, std::int64_t m,
+                     std::int64_t n, std::int64_t k, const T* a, std::int64_t a_step, const T* b, std::int64_t b_step, T* c) {
+  const std::int64_t lda = transpose_a ? m : k, ldb = transpose_b ? k : n;
+  const GemmPiece at = gemm_piece_range(pieces, p, m, n);
+  const std::int64_t i = at.product;
+  const T* ai = a + i * a_step + (transpose_a ? at.r0 : at.r0 * lda);
+  const T* bi = b + i * b_step + (transpose_b ? at.c0 * ldb : at.c0);
+  gemm(transpose_a, transpose_b, at.r1 - at.r0, at.c1 - at.c0, k, T(1), ai, lda, bi, ldb, T(0), c + i * m * n + at.r0 * n + at.c0, n);
+  return at;
+}
+
 /// What gemm_batch does to each finished part of C: nothing.
 struct NoEpilogue {
   void operator()(std::int64_t, std::int64_t) const {}
@@ -93,19 +119,11 @@ void gemm_batch(ThreadPool* pool, bool transpose_a, bool transpose_b, std::int64
                 std::int64_t count, const T* a, std::int64_t a_step, const T* b, std::int64_t b_step, T* c,
                 Epilogue&& epilogue = {}) {
   constexpr bool has_epilogue = !std::is_same_v<std::remove_cvref_t<Epilogue>, NoEpilogue>;
-  const std::int64_t lda = transpose_a ? m : k, ldb = transpose_b ? k : n;
   const GemmPieces pieces = gemm_pieces(m, n, k, count);
-  // Piece p: product p / per_product, rows or columns [first, last) of its C.
   const auto piece = [&](std::int64_t p) {
-    const std::int64_t i = p / pieces.per_product, part = p % pieces.per_product;
-    const std::int64_t first = part * pieces.block, last = std::min((part + 1) * pieces.block, pieces.by_rows ? m : n);
-    const std::int64_t r0 = pieces.by_rows ? first : 0, r1 = pieces.by_rows ? last : m;
-    const std::int64_t c0 = pieces.by_rows ? 0 : first, c1 = pieces.by_rows ? n : last;
-    const T* ai = a + i * a_step + (transpose_a ? r0 : r0 * lda);
-    const T* bi = b + i * b_step + (transpose_b ? c0 * ldb : c0);
-    gemm(transpose_a, transpose_b, r1 - r0, c1 - c0, k, T(1), ai, lda, bi, ldb, T(0), c + i * m * n + r0 * n + c0, n);
+    const GemmPiece at = gemm_piece(pieces, p, transpose_a, transpose_b, m, n, k, a, a_step, b, b_step, c);
     if constexpr (has_epilogue) {
-      if (pieces.by_rows) epilogue(i * m * n + r0 * n, i * m * n + r1 * n);
+      if (pieces.by_rows) epilogue(at.product * m * n + at.r0 * n, at.product * m * n + at.r1 * n);
     }
   };
   const std::int64_t total = count * pieces.per_product;

@@ -111,28 +111,29 @@ void fuse_epilogues(ProgramGraph& graph, PassLog& log) {
         next = next_op(graph, readers, uses, end);
       }
     }
-    // A multiply by a dropout mask of the output's size: the backward pass of dropout.
-    if (next) {
+    // The other factor when the next op multiplies the chain by a value of the product's size.
+    const auto multiplier = [&]() -> std::optional<int> {
+      if (!next) return std::nullopt;
       const Node& mul = graph.node(*next);
-      if (auto mask = other_operand(mul, chain_operand(graph, mul, end), op_mul); mask && mul.shape.numel() == mm.shape.numel()) {
-        const Node& m = graph.node(*mask);
-        if (m.op == &op_dropout_mask && m.dtype == mm.dtype && m.shape.numel() == mm.shape.numel()) {
-          const auto& dropout = std::get<DropoutAttr>(m.attrs);
-          epilogue.dropout = dropout.p;
-          epilogue.seed = dropout.seed;
-          take(*next, "dropout");
-          next = next_op(graph, readers, uses, end);
-        }
+      if (mul.shape.numel() != mm.shape.numel()) return std::nullopt;
+      return other_operand(mul, chain_operand(graph, mul, end), op_mul);
+    };
+    // A dropout mask (the backward pass of dropout), then ReLU's gate.
+    if (const auto mask = multiplier()) {
+      const Node& m = graph.node(*mask);
+      if (m.op == &op_dropout_mask && m.dtype == mm.dtype && m.shape.numel() == mm.shape.numel()) {
+        const auto& dropout = std::get<DropoutAttr>(m.attrs);
+        epilogue.dropout = dropout.p;
+        epilogue.seed = dropout.seed;
+        take(*next, "dropout");
+        next = next_op(graph, readers, uses, end);
       }
     }
-    if (next) {
-      const Node& mul = graph.node(*next);
-      if (auto mask = other_operand(mul, chain_operand(graph, mul, end), op_mul); mask && mul.shape.numel() == mm.shape.numel()) {
-        if (auto gate = positive_gate(graph, *mask, mm)) {
-          epilogue.gated = true;
-          inputs.push_back(*gate);
-          take(*next, "gate");
-        }
+    if (const auto mask = multiplier()) {
+      if (const auto gate = positive_gate(graph, *mask, mm)) {
+        epilogue.gated = true;
+        inputs.push_back(*gate);
+        take(*next, "gate");
       }
     }
     if (end == product) continue;
