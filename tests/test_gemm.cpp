@@ -25,6 +25,7 @@ struct Product {
 const Product kProducts[] = {
     {false, false, 37, 29, 41}, {false, true, 64, 48, 32},   {true, false, 33, 17, 300}, {true, false, 128, 96, 512},
     {false, false, 70, 600, 24}, {false, false, 48, 1024, 64}, {true, true, 19, 23, 45},   {false, true, 40, 520, 300},
+    {true, false, 256, 200, 1030},  // a weight gradient: at most two pieces
 };
 
 std::vector<float> uniform(std::int64_t count, unsigned seed) {
@@ -112,4 +113,13 @@ TEST_CASE("the shapes OpenBLAS is asked for: weight gradients over long sums and
   CHECK(prefers_openblas(false, false, 256, 1024));  // rows of 4 KiB
   CHECK_FALSE(prefers_openblas(false, false, 128, 128));
   CHECK_FALSE(prefers_openblas(false, true, 256, 256));  // x W^T: oneDNN's best layout
+}
+
+TEST_CASE("a product whose inner dimension is long against its output is cut in at most two pieces") {
+  using xg::kernels::gemm_pieces;
+  CHECK(gemm_pieces(256, 256, 2048, 1).per_product == 2);   // W2's dW of a 256 x 256 projection
+  CHECK(gemm_pieces(256, 1024, 2048, 1).per_product == 2);  // and of the feed-forward's first layer
+  CHECK(gemm_pieces(1024, 256, 2048, 1).per_product == 2);
+  CHECK(gemm_pieces(2048, 256, 256, 1).per_product == 8);   // x W^T: k short against the rows
+  CHECK(gemm_pieces(256, 256, 511, 1).per_product == 8);    // k just under twice the longer side
 }

@@ -58,6 +58,12 @@ inline constexpr std::int64_t kMaxGemmPieces = 8;
 /// Piece sizes are multiples of this (the register blocking of the libraries' kernels).
 inline constexpr std::int64_t kGemmBlockAlignment = 16;
 
+/// At most this many pieces per product whose inner dimension is at least twice C's longer side (a
+/// weight gradient: k tokens summed into an m x n weight). Each piece packs the whole of the operand
+/// its cut does not divide, k long, again: eight pieces of W2's weight gradients spent 10-15% of
+/// their time on it (bench/README.md, "Pieces of weight gradients").
+inline constexpr std::int64_t kMaxInnerDominantPieces = 2;
+
 inline GemmPieces gemm_pieces(std::int64_t m, std::int64_t n, std::int64_t k, std::int64_t count) {
   GemmPieces p;
   p.by_rows = m >= n;
@@ -65,8 +71,9 @@ inline GemmPieces gemm_pieces(std::int64_t m, std::int64_t n, std::int64_t k, st
   p.block = extent;
   if (count >= kMaxGemmPieces) return p;
   const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  const std::int64_t max_pieces = k >= 2 * extent ? kMaxInnerDominantPieces : kMaxGemmPieces;
   std::int64_t pieces = 1;
-  while (pieces < kMaxGemmPieces && flops / static_cast<double>(2 * pieces) >= kGemmPieceFlops &&
+  while (pieces < max_pieces && flops / static_cast<double>(2 * pieces) >= kGemmPieceFlops &&
          extent / (2 * pieces) >= kGemmBlockAlignment) {
     pieces *= 2;
   }
