@@ -85,7 +85,7 @@ memory make(Context& c, const Dims& dims, std::vector<float>& data) {
 
 void layer_norm(Context& c, std::int64_t rows, std::int64_t n) {
   auto x = uniform(rows * n, 1), g = uniform(rows * n, 2), gamma = uniform(n, 3), beta = uniform(n, 4);
-  std::vector<float> y(x.size()), dx(x.size()), dgamma(n), dbeta(n), moments(2 * rows), mean(rows), variance(rows);
+  std::vector<float> y(x.size()), dx(x.size()), dgamma(n), dbeta(n), scratch(static_cast<std::size_t>(xg::kernels::layer_norm_backward_scratch(rows, n))), mean(rows), variance(rows);
   const memory::desc data_md({rows, n}, memory::data_type::f32, memory::format_tag::ab);
   const auto flags = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
   const dnnl::layer_normalization_forward::primitive_desc forward_pd(
@@ -113,7 +113,7 @@ void layer_norm(Context& c, std::int64_t rows, std::int64_t n) {
          race(c.rounds,
               [&] {
                 xg::kernels::layer_norm_backward(&c.pool, x.data(), g.data(), gamma.data(), dx.data(), dgamma.data(), dbeta.data(),
-                                                 moments.data(), rows, n, kEps);
+                                                 scratch.data(), rows, n, kEps);
               },
               [&] {
                 backward.execute(c.stream, backward_args);

@@ -7,6 +7,7 @@
 #include <memory>
 #include <random>
 #include <thread>
+#include <vector>
 
 #include <xmmintrin.h>
 
@@ -14,6 +15,7 @@
 
 #include "graph/registry.hpp"
 #include "trained_model.hpp"
+#include "xgrad/kernels/layer_norm.hpp"
 #include "xgrad/xgrad.hpp"
 
 using namespace xg;
@@ -53,6 +55,59 @@ TEST_CASE("training values agree bit for bit with 1, 2, 3 and 4 threads: encoder
 }
 TEST_CASE("training values agree bit for bit with 1, 2, 3 and 4 threads: encoder-decoder") {
   check_thread_counts("seq2seq", kSeq2seq);
+}
+
+TEST_CASE("LayerNorm's backward pass sums dgamma and dbeta by blocks of rows: the same bits on 1-4 threads, and right") {
+  // 300 rows: four whole blocks and a short one; rows of 100: a SIMD tail and two column chunks.
+  constexpr std::int64_t rows = 300, n = 100;
+  static_assert(rows % kernels::kAffineBlockRows != 0 && rows > 4 * kernels::kAffineBlockRows);
+  std::mt19937 rng(7);
+  std::normal_distribution<float> dist(0.5f, 2.0f);
+  std::vector<float> x(rows * n), g(rows * n), gamma(n);
+  for (auto* v : {&x, &g, &gamma}) {
+    for (float& e : *v) e = dist(rng);
+  }
+  constexpr float eps = 1e-5f;
+  struct Grads {
+    std::vector<float> dx, dgamma, dbeta;
+  };
+  const auto backward = [&](ThreadPool* pool) {
+    Grads out{std::vector<float>(rows * n), std::vector<float>(n), std::vector<float>(n)};
+    std::vector<float> scratch(static_cast<std::size_t>(kernels::layer_norm_backward_scratch(rows, n)), std::nanf(""));
+    kernels::layer_norm_backward(pool, x.data(), g.data(), gamma.data(), out.dx.data(), out.dgamma.data(), out.dbeta.data(),
+                                 scratch.data(), rows, n, eps);
+    return out;
+  };
+  const Grads serial = backward(nullptr);
+  for (int threads : {1, 2, 3, 4}) {
+    CAPTURE(threads);
+    ThreadPool pool(threads);
+    const Grads split = backward(&pool);
+    CHECK(split.dx == serial.dx);
+    CHECK(split.dgamma == serial.dgamma);
+    CHECK(split.dbeta == serial.dbeta);
+  }
+  // Against the definitions, summed in double: dgamma_c = sum_r g x_hat, dbeta_c = sum_r g.
+  std::vector<double> dgamma(n, 0.0), dbeta(n, 0.0), magnitude(n, 0.0);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    double mean = 0.0, var = 0.0;
+    for (std::int64_t c = 0; c < n; ++c) mean += x[static_cast<std::size_t>(r * n + c)];
+    mean /= n;
+    for (std::int64_t c = 0; c < n; ++c) var += (x[static_cast<std::size_t>(r * n + c)] - mean) * (x[static_cast<std::size_t>(r * n + c)] - mean);
+    const double rstd = 1.0 / std::sqrt(var / n + eps);
+    for (std::int64_t c = 0; c < n; ++c) {
+      const double gc = g[static_cast<std::size_t>(r * n + c)], term = gc * (x[static_cast<std::size_t>(r * n + c)] - mean) * rstd;
+      dgamma[static_cast<std::size_t>(c)] += term;
+      dbeta[static_cast<std::size_t>(c)] += gc;
+      magnitude[static_cast<std::size_t>(c)] += std::abs(term) + std::abs(gc);
+    }
+  }
+  for (std::int64_t c = 0; c < n; ++c) {
+    CAPTURE(c);
+    const auto at = static_cast<std::size_t>(c);
+    CHECK(std::abs(serial.dgamma[at] - dgamma[at]) <= 1e-5 * magnitude[at]);
+    CHECK(std::abs(serial.dbeta[at] - dbeta[at]) <= 1e-5 * magnitude[at]);
+  }
 }
 
 TEST_CASE("two Programs run at once from two threads give their serial results") {

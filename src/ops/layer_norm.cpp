@@ -40,7 +40,7 @@ GradLayout grad_layout(const Shape& x, std::int64_t n, const NormAttr& attr) {
   return l;
 }
 
-// in: x, d objective / d y[, gamma]; the workspace holds each row's mean and rstd.
+// in: x, d objective / d y[, gamma]; the workspace holds the row blocks' sums for dgamma and dbeta.
 void layer_norm_grad_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext& ctx) {
   const auto& attr = std::get<NormAttr>(node.attrs);
   const auto shape = rows_of(*in[0].shape, attr.normalized_ndim);  // captured below: no structured binding
@@ -57,7 +57,8 @@ void layer_norm_grad_kernel(const Node& node, std::span<const Buffer> in, const 
 
 std::size_t layer_norm_grad_workspace(const Node& node, std::span<const Node> nodes, int) {
   const Shape& x = nodes[static_cast<std::size_t>(node.inputs[0])].shape;
-  return static_cast<std::size_t>(2 * rows_of(x, std::get<NormAttr>(node.attrs).normalized_ndim).first) * size_of(node.dtype);
+  const auto [rows, n] = rows_of(x, std::get<NormAttr>(node.attrs).normalized_ndim);
+  return static_cast<std::size_t>(kernels::layer_norm_backward_scratch(rows, n)) * size_of(node.dtype);
 }
 
 // Generated code: the same row kernel, with rows, row length and eps as constants.

@@ -44,50 +44,66 @@ void layer_norm_forward(const T* x, const T* gamma, const T* beta, T* y, std::in
 }
 
 /// dx = rstd * (g' - mean(g') - x_hat * mean(g' * x_hat)) with g' = g * gamma (g when gamma is
-/// null), the gradient through y = x_hat * gamma + beta for an upstream gradient g of y; each row's
-/// mean and rstd go to moments[2 r] and moments[2 r + 1] for layer_norm_affine_grads.
+/// null), the gradient through y = x_hat * gamma + beta for an upstream gradient g of y. When
+/// partial_gamma (partial_beta) is not null, it receives the sum over these rows of g * x_hat (of
+/// g), n values, while the rows are still in cache.
 template <class T>
-void layer_norm_backward(const T* x, const T* g, const T* gamma, T* dx, T* moments, std::int64_t rows, std::int64_t n,
-                         T eps) {
+void layer_norm_backward(const T* x, const T* g, const T* gamma, T* dx, T* partial_gamma, T* partial_beta,
+                         std::int64_t rows, std::int64_t n, T eps) {
+  if (partial_gamma != nullptr) std::fill(partial_gamma, partial_gamma + n, T(0));
+  if (partial_beta != nullptr) std::fill(partial_beta, partial_beta + n, T(0));
   for (std::int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * n;
-    const T* gr = g + r * n;
     T* dr = dx + r * n;
     const RowMoments<T> mo = row_moments(xr, n, eps);
     const T mean = mo.mean, rstd = mo.rstd;
-    moments[2 * r] = mean;
-    moments[2 * r + 1] = rstd;
-    if (gamma != nullptr) {  // g' goes through dx, which the last map then overwrites element by element
-      map_binary(gr, 1, gamma, 1, dr, n, []<class V>(V a, V b) { return a * b; });
-      gr = dr;
+    // One pass for everything the row's sums need (g' goes through dx, which the last pass then
+    // overwrites element by element), as oneDNN's kernel does: five separate passes cost twice as much.
+    T g_sum = 0, gx_sum = 0;
+    std::int64_t i = 0;
+#ifndef XG_NO_SIMD
+    if constexpr (simd_width<T> > 1) {
+      using V = Batch<T>;
+      V g_acc(T(0)), gx_acc(T(0));
+      for (; i + simd_width<T> <= n; i += simd_width<T>) {
+        const V v = load_batch(xr + i) - V(mean), gv = load_batch(g + r * n + i);
+        if (partial_gamma != nullptr) (load_batch(partial_gamma + i) + gv * (v * V(rstd))).store_unaligned(partial_gamma + i);
+        if (partial_beta != nullptr) (load_batch(partial_beta + i) + gv).store_unaligned(partial_beta + i);
+        const V scaled = gamma != nullptr ? gv * load_batch(gamma + i) : gv;
+        scaled.store_unaligned(dr + i);
+        g_acc += scaled;
+        gx_acc += scaled * v;
+      }
+      g_sum = horizontal_sum(g_acc);
+      gx_sum = horizontal_sum(gx_acc);
     }
-    const T g_mean = reduce_sum(gr, n) / static_cast<T>(n);
-    const T gx_mean = reduce_binary(gr, xr, n, [=]<class V>(V g, V v) { return g * (v - V(mean)); }) * rstd / static_cast<T>(n);
-    map_binary(xr, 1, gr, 1, dr, n,
-               [=]<class V>(V v, V g) { return V(rstd) * (g - V(g_mean) - (v - V(mean)) * V(rstd) * V(gx_mean)); });
+#endif
+    for (; i < n; ++i) {
+      const T v = xr[i] - mean, gv = g[r * n + i];
+      if (partial_gamma != nullptr) partial_gamma[i] = partial_gamma[i] + gv * (v * rstd);
+      if (partial_beta != nullptr) partial_beta[i] = partial_beta[i] + gv;
+      const T scaled = gamma != nullptr ? gv * gamma[i] : gv;
+      dr[i] = scaled;
+      g_sum += scaled;
+      gx_sum += scaled * v;
+    }
+    const T g_mean = g_sum / static_cast<T>(n);
+    const T gx_mean = gx_sum * rstd / static_cast<T>(n);
+    map_binary(xr, 1, dr, 1, dr, n,
+               [=]<class V>(V v, V gv) { return V(rstd) * (gv - V(g_mean) - (v - V(mean)) * V(rstd) * V(gx_mean)); });
   }
 }
 
-/// Columns [c0, c1) of dgamma = sum over rows of g * x_hat and dbeta = sum over rows of g (either
-/// may be null), from the moments layer_norm_backward stored. Each column is summed over the rows in
-/// order, so the result does not depend on how the columns are split.
-template <class T>
-void layer_norm_affine_grads(const T* x, const T* g, const T* moments, T* dgamma, T* dbeta, std::int64_t rows,
-                             std::int64_t n, std::int64_t c0, std::int64_t c1) {
-  const std::int64_t width = c1 - c0;
-  if (dgamma != nullptr) std::fill(dgamma + c0, dgamma + c1, T(0));
-  if (dbeta != nullptr) std::fill(dbeta + c0, dbeta + c1, T(0));
-  for (std::int64_t r = 0; r < rows; ++r) {
-    const T* xr = x + r * n + c0;
-    const T* gr = g + r * n + c0;
-    const T mean = moments[2 * r], rstd = moments[2 * r + 1];
-    if (dgamma != nullptr) {
-      map_ternary(dgamma + c0, xr, gr, dgamma + c0, width,
-                  [=]<class V>(V sum, V v, V gv) { return sum + gv * ((v - V(mean)) * V(rstd)); });
-    }
-    if (dbeta != nullptr) map_binary(dbeta + c0, 1, gr, 1, dbeta + c0, width, []<class V>(V sum, V gv) { return sum + gv; });
-  }
-}
+/// Rows per block of the affine gradients: a block sums g * x_hat and g over its rows as it computes
+/// their dx (one pass over x and g instead of a second one by columns, which oneDNN's kernel also
+/// avoids), and dgamma and dbeta then add the blocks' sums in block order. Blocks follow the shape
+/// alone, so the sums do not depend on the thread count.
+inline constexpr std::int64_t kAffineBlockRows = 64;
+
+inline std::int64_t affine_blocks(std::int64_t rows) { return (rows + kAffineBlockRows - 1) / kAffineBlockRows; }
+
+/// Scratch elements layer_norm_backward() needs: each block's sums for dgamma and dbeta.
+inline std::int64_t layer_norm_backward_scratch(std::int64_t rows, std::int64_t n) { return 2 * affine_blocks(rows) * n; }
 
 /// Both, with the rows split across a pool.
 template <class T>
@@ -98,24 +114,49 @@ void layer_norm_forward(ThreadPool* pool, const T* x, const T* gamma, const T* b
   });
 }
 
-/// dx by rows, then dgamma and dbeta by columns (cut at multiples of every SIMD width, so each
-/// column takes the same path as in one serial pass); moments holds 2 values per row.
+/// dx, dgamma and dbeta (either may be null) in blocks of rows spread over the pool, then the
+/// blocks' sums added by columns (cut at multiples of every SIMD width, so each column takes the
+/// same path as in one serial pass); scratch holds layer_norm_backward_scratch() elements.
 template <class T>
 void layer_norm_backward(ThreadPool* pool, const T* x, const T* g, const T* gamma, T* dx, T* dgamma, T* dbeta,
-                         T* moments, std::int64_t rows, std::int64_t n, T eps) {
-  parallel_rows(pool, rows, n, [&](std::int64_t first, std::int64_t last) {
-    layer_norm_backward(x + first * n, g + first * n, gamma, dx + first * n, moments + 2 * first, last - first, n, eps);
-  });
-  if (dgamma == nullptr && dbeta == nullptr) return;
-  const auto columns = [&](std::int64_t c0, std::int64_t c1) {
-    layer_norm_affine_grads(x, g, moments, dgamma, dbeta, rows, n, c0, c1);
+                         T* scratch, std::int64_t rows, std::int64_t n, T eps) {
+  const std::int64_t blocks = affine_blocks(rows);
+  T* const gamma_sums = dgamma != nullptr ? scratch : nullptr;
+  T* const beta_sums = dbeta != nullptr ? scratch + blocks * n : nullptr;
+  const auto block = [&](std::int64_t b) {
+    const std::int64_t first = b * kAffineBlockRows, last = std::min(rows, first + kAffineBlockRows);
+    layer_norm_backward(x + first * n, g + first * n, gamma, dx + first * n, gamma_sums ? gamma_sums + b * n : nullptr,
+                        beta_sums ? beta_sums + b * n : nullptr, last - first, n, eps);
   };
-  const std::int64_t blocks = (n + kChunkAlignment - 1) / kChunkAlignment;
   if (blocks < 2 || !worth_splitting(pool, rows * n)) {
+    for (std::int64_t b = 0; b < blocks; ++b) block(b);
+  } else {
+    pool->parallel_for(blocks, [&](std::int64_t first, std::int64_t last) {
+      for (std::int64_t b = first; b < last; ++b) block(b);
+    });
+  }
+  const auto add_blocks = [&](const T* sums, T* total, std::int64_t c0, std::int64_t c1) {
+    std::copy(sums + c0, sums + c1, total + c0);
+    for (std::int64_t b = 1; b < blocks; ++b) {
+      map_binary(total + c0, 1, sums + b * n + c0, 1, total + c0, c1 - c0, []<class V>(V sum, V v) { return sum + v; });
+    }
+  };
+  const auto columns = [&](std::int64_t c0, std::int64_t c1) {
+    if (dgamma != nullptr) add_blocks(gamma_sums, dgamma, c0, c1);
+    if (dbeta != nullptr) add_blocks(beta_sums, dbeta, c0, c1);
+  };
+  if (rows == 0) {
+    if (dgamma != nullptr) std::fill(dgamma, dgamma + n, T(0));
+    if (dbeta != nullptr) std::fill(dbeta, dbeta + n, T(0));
+    return;
+  }
+  if (dgamma == nullptr && dbeta == nullptr) return;
+  const std::int64_t column_blocks = (n + kChunkAlignment - 1) / kChunkAlignment;
+  if (column_blocks < 2 || !worth_splitting(pool, blocks * n)) {
     columns(0, n);
     return;
   }
-  pool->parallel_for(blocks, [&](std::int64_t first, std::int64_t last) {
+  pool->parallel_for(column_blocks, [&](std::int64_t first, std::int64_t last) {
     columns(first * kChunkAlignment, std::min(n, last * kChunkAlignment));
   });
 }
