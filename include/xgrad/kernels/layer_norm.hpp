@@ -57,8 +57,9 @@ void layer_norm_backward(const T* x, const T* g, const T* gamma, T* dx, T* parti
     T* dr = dx + r * n;
     const RowMoments<T> mo = row_moments(xr, n, eps);
     const T mean = mo.mean, rstd = mo.rstd;
-    // One pass for everything the row's sums need (g' goes through dx, which the last pass then
-    // overwrites element by element), as oneDNN's kernel does: five separate passes cost twice as much.
+    // One pass for all the row's sums (g' goes through dx, which the last pass then overwrites
+    // element by element): with a pass per sum and a second sweep for dgamma and dbeta, W2's
+    // LayerNorm backward took twice as long (bench/README.md).
     T g_sum = 0, gx_sum = 0;
     std::int64_t i = 0;
 #ifndef XG_NO_SIMD
@@ -95,9 +96,9 @@ void layer_norm_backward(const T* x, const T* g, const T* gamma, T* dx, T* parti
 }
 
 /// Rows per block of the affine gradients: a block sums g * x_hat and g over its rows as it computes
-/// their dx (one pass over x and g instead of a second one by columns, which oneDNN's kernel also
-/// avoids), and dgamma and dbeta then add the blocks' sums in block order. Blocks follow the shape
-/// alone, so the sums do not depend on the thread count.
+/// their dx (instead of a second sweep over x and g by columns), and dgamma and dbeta then add the
+/// blocks' sums in block order. Blocks follow the shape alone, so the sums do not depend on the
+/// thread count.
 inline constexpr std::int64_t kAffineBlockRows = 64;
 
 inline std::int64_t affine_blocks(std::int64_t rows) { return (rows + kAffineBlockRows - 1) / kAffineBlockRows; }
@@ -135,6 +136,12 @@ void layer_norm_backward(ThreadPool* pool, const T* x, const T* g, const T* gamm
       for (std::int64_t b = first; b < last; ++b) block(b);
     });
   }
+  if (rows == 0) {
+    if (dgamma != nullptr) std::fill(dgamma, dgamma + n, T(0));
+    if (dbeta != nullptr) std::fill(dbeta, dbeta + n, T(0));
+    return;
+  }
+  if (dgamma == nullptr && dbeta == nullptr) return;
   const auto add_blocks = [&](const T* sums, T* total, std::int64_t c0, std::int64_t c1) {
     std::copy(sums + c0, sums + c1, total + c0);
     for (std::int64_t b = 1; b < blocks; ++b) {
@@ -145,12 +152,6 @@ void layer_norm_backward(ThreadPool* pool, const T* x, const T* g, const T* gamm
     if (dgamma != nullptr) add_blocks(gamma_sums, dgamma, c0, c1);
     if (dbeta != nullptr) add_blocks(beta_sums, dbeta, c0, c1);
   };
-  if (rows == 0) {
-    if (dgamma != nullptr) std::fill(dgamma, dgamma + n, T(0));
-    if (dbeta != nullptr) std::fill(dbeta, dbeta + n, T(0));
-    return;
-  }
-  if (dgamma == nullptr && dbeta == nullptr) return;
   const std::int64_t column_blocks = (n + kChunkAlignment - 1) / kChunkAlignment;
   if (column_blocks < 2 || !worth_splitting(pool, blocks * n)) {
     columns(0, n);
