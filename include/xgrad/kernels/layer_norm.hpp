@@ -60,34 +60,27 @@ void layer_norm_backward(const T* x, const T* g, const T* gamma, T* dx, T* parti
     // One pass for all the row's sums (g' goes through dx, which the last pass then overwrites
     // element by element): with a pass per sum and a second sweep for dgamma and dbeta, W2's
     // LayerNorm backward took twice as long (bench/README.md).
+    const T* gr = g + r * n;
+    const auto step = [&]<class V>(std::int64_t at, V& g_acc, V& gx_acc) {
+      const V v = load_as<V>(xr + at) - V(mean), gv = load_as<V>(gr + at);
+      if (partial_gamma != nullptr) store_to(load_as<V>(partial_gamma + at) + gv * (v * V(rstd)), partial_gamma + at);
+      if (partial_beta != nullptr) store_to(load_as<V>(partial_beta + at) + gv, partial_beta + at);
+      const V scaled = gamma != nullptr ? gv * load_as<V>(gamma + at) : gv;
+      store_to(scaled, dr + at);
+      g_acc += scaled;
+      gx_acc += scaled * v;
+    };
     T g_sum = 0, gx_sum = 0;
     std::int64_t i = 0;
 #ifndef XG_NO_SIMD
     if constexpr (simd_width<T> > 1) {
-      using V = Batch<T>;
-      V g_acc(T(0)), gx_acc(T(0));
-      for (; i + simd_width<T> <= n; i += simd_width<T>) {
-        const V v = load_batch(xr + i) - V(mean), gv = load_batch(g + r * n + i);
-        if (partial_gamma != nullptr) (load_batch(partial_gamma + i) + gv * (v * V(rstd))).store_unaligned(partial_gamma + i);
-        if (partial_beta != nullptr) (load_batch(partial_beta + i) + gv).store_unaligned(partial_beta + i);
-        const V scaled = gamma != nullptr ? gv * load_batch(gamma + i) : gv;
-        scaled.store_unaligned(dr + i);
-        g_acc += scaled;
-        gx_acc += scaled * v;
-      }
+      Batch<T> g_acc(T(0)), gx_acc(T(0));
+      for (; i + simd_width<T> <= n; i += simd_width<T>) step(i, g_acc, gx_acc);
       g_sum = horizontal_sum(g_acc);
       gx_sum = horizontal_sum(gx_acc);
     }
 #endif
-    for (; i < n; ++i) {
-      const T v = xr[i] - mean, gv = g[r * n + i];
-      if (partial_gamma != nullptr) partial_gamma[i] = partial_gamma[i] + gv * (v * rstd);
-      if (partial_beta != nullptr) partial_beta[i] = partial_beta[i] + gv;
-      const T scaled = gamma != nullptr ? gv * gamma[i] : gv;
-      dr[i] = scaled;
-      g_sum += scaled;
-      gx_sum += scaled * v;
-    }
+    for (; i < n; ++i) step(i, g_sum, gx_sum);
     const T g_mean = g_sum / static_cast<T>(n);
     const T gx_mean = gx_sum * rstd / static_cast<T>(n);
     map_binary(xr, 1, dr, 1, dr, n,

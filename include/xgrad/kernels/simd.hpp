@@ -43,6 +43,27 @@ Batch<T> load_batch(const T* p) {
 }
 #endif
 
+/// The value at p as V: the batch there (unaligned) or, when V is the element type, the element,
+/// so that a loop body written once serves both the SIMD body and the scalar tail.
+template <class V, class T>
+V load_as(const T* p) {
+  if constexpr (std::is_same_v<V, T>) {
+    return *p;
+  } else {
+    return V::load_unaligned(p);
+  }
+}
+
+/// Stores v (a batch or an element) at p, load_as's counterpart.
+template <class V, class T>
+void store_to(const V& v, T* p) {
+  if constexpr (std::is_same_v<V, T>) {
+    *p = v;
+  } else {
+    v.store_unaligned(p);
+  }
+}
+
 /// y[i] = f(x[i]); y may equal x.
 template <class T, class F>
 void map_unary(const T* x, T* y, std::int64_t n, F f) {
