@@ -45,6 +45,26 @@ void check_thread_counts(std::string_view family, std::string_view config) {
   }
 }
 
+/// A row's mean and 1 / sqrt(variance + eps) in double, from their definitions.
+struct RowReference {
+  double mean, rstd;
+};
+RowReference row_reference(const float* row, std::int64_t n, double eps) {
+  double mean = 0.0, var = 0.0;
+  for (std::int64_t c = 0; c < n; ++c) mean += row[c];
+  mean /= static_cast<double>(n);
+  for (std::int64_t c = 0; c < n; ++c) var += (row[c] - mean) * (row[c] - mean);
+  return {mean, 1.0 / std::sqrt(var / static_cast<double>(n) + eps)};
+}
+
+std::vector<float> normal_values(std::size_t count, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.5f, 2.0f);
+  std::vector<float> v(count);
+  for (float& e : v) e = dist(rng);
+  return v;
+}
+
 }  // namespace
 
 TEST_CASE("training values agree bit for bit with 1, 2, 3 and 4 threads: decoder LM") {
@@ -61,12 +81,7 @@ TEST_CASE("LayerNorm's backward pass sums dgamma and dbeta by blocks of rows: th
   // 300 rows: four whole blocks and a short one; rows of 100: a SIMD tail and two column chunks.
   constexpr std::int64_t rows = 300, n = 100;
   static_assert(rows % kernels::kAffineBlockRows != 0 && rows > 4 * kernels::kAffineBlockRows);
-  std::mt19937 rng(7);
-  std::normal_distribution<float> dist(0.5f, 2.0f);
-  std::vector<float> x(rows * n), g(rows * n), gamma(n);
-  for (auto* v : {&x, &g, &gamma}) {
-    for (float& e : *v) e = dist(rng);
-  }
+  const std::vector<float> x = normal_values(rows * n, 7), g = normal_values(rows * n, 8), gamma = normal_values(n, 9);
   constexpr float eps = 1e-5f;
   struct Grads {
     std::vector<float> dx, dgamma, dbeta;
@@ -87,14 +102,25 @@ TEST_CASE("LayerNorm's backward pass sums dgamma and dbeta by blocks of rows: th
     CHECK(split.dgamma == serial.dgamma);
     CHECK(split.dbeta == serial.dbeta);
   }
-  // Against the definitions, summed in double: dgamma_c = sum_r g x_hat, dbeta_c = sum_r g.
+  // Against the definitions, summed in double: dgamma_c = sum_r g x_hat, dbeta_c = sum_r g, and
+  // dx = rstd (g' - mean(g') - x_hat mean(g' x_hat)) with g' = g gamma.
   std::vector<double> dgamma(n, 0.0), dbeta(n, 0.0), magnitude(n, 0.0);
   for (std::int64_t r = 0; r < rows; ++r) {
-    double mean = 0.0, var = 0.0;
-    for (std::int64_t c = 0; c < n; ++c) mean += x[static_cast<std::size_t>(r * n + c)];
-    mean /= n;
-    for (std::int64_t c = 0; c < n; ++c) var += (x[static_cast<std::size_t>(r * n + c)] - mean) * (x[static_cast<std::size_t>(r * n + c)] - mean);
-    const double rstd = 1.0 / std::sqrt(var / n + eps);
+    const RowReference ref = row_reference(&x[static_cast<std::size_t>(r * n)], n, eps);
+    const double mean = ref.mean, rstd = ref.rstd;
+    double scaled_mean = 0.0, scaled_x_hat_mean = 0.0;
+    for (std::int64_t c = 0; c < n; ++c) {
+      const auto at = static_cast<std::size_t>(r * n + c);
+      const double scaled = static_cast<double>(g[at]) * gamma[static_cast<std::size_t>(c)];
+      scaled_mean += scaled / n;
+      scaled_x_hat_mean += scaled * (x[at] - mean) * rstd / n;
+    }
+    for (std::int64_t c = 0; c < n; ++c) {
+      const auto at = static_cast<std::size_t>(r * n + c);
+      const double scaled = static_cast<double>(g[at]) * gamma[static_cast<std::size_t>(c)];
+      const double expected = rstd * (scaled - scaled_mean - (x[at] - mean) * rstd * scaled_x_hat_mean);
+      CHECK(std::abs(serial.dx[at] - expected) <= 1e-5 * rstd * (std::abs(scaled) + 1.0));
+    }
     for (std::int64_t c = 0; c < n; ++c) {
       const double gc = g[static_cast<std::size_t>(r * n + c)], term = gc * (x[static_cast<std::size_t>(r * n + c)] - mean) * rstd;
       dgamma[static_cast<std::size_t>(c)] += term;
@@ -107,6 +133,44 @@ TEST_CASE("LayerNorm's backward pass sums dgamma and dbeta by blocks of rows: th
     const auto at = static_cast<std::size_t>(c);
     CHECK(std::abs(serial.dgamma[at] - dgamma[at]) <= 1e-5 * magnitude[at]);
     CHECK(std::abs(serial.dbeta[at] - dbeta[at]) <= 1e-5 * magnitude[at]);
+  }
+}
+
+TEST_CASE("LayerNorm's forward pass normalizes rows side by side: a row's bits alone, in any group, in place and on 1-4 threads") {
+  // 301 rows: groups of kernels::kRowsSideBySide and a short last one; rows of 100: a SIMD tail.
+  constexpr std::int64_t rows = 301, n = 100;
+  static_assert(rows % kernels::kRowsSideBySide != 0);
+  const std::vector<float> x = normal_values(rows * n, 11), gamma = normal_values(n, 12), beta = normal_values(n, 13);
+  constexpr float eps = 1e-5f;
+  const auto forward = [&](ThreadPool* pool) {
+    std::vector<float> y(rows * n, std::nanf(""));
+    kernels::layer_norm_forward(pool, x.data(), gamma.data(), beta.data(), y.data(), rows, n, eps);
+    return y;
+  };
+  const std::vector<float> serial = forward(nullptr);
+  for (int threads : {1, 2, 3, 4}) {
+    CAPTURE(threads);
+    ThreadPool pool(threads);
+    CHECK(forward(&pool) == serial);
+  }
+  // Each row alone, so in every position of a group against the whole call.
+  std::vector<float> alone(rows * n, std::nanf(""));
+  for (std::int64_t r = 0; r < rows; ++r) {
+    kernels::layer_norm_forward(&x[static_cast<std::size_t>(r * n)], gamma.data(), beta.data(), &alone[static_cast<std::size_t>(r * n)],
+                                std::int64_t{1}, n, eps);
+  }
+  CHECK(alone == serial);
+  std::vector<float> in_place = x;
+  kernels::layer_norm_forward(in_place.data(), gamma.data(), beta.data(), in_place.data(), rows, n, eps);
+  CHECK(in_place == serial);
+  // Against the definition in double.
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const RowReference ref = row_reference(&x[static_cast<std::size_t>(r * n)], n, eps);
+    for (std::int64_t c = 0; c < n; ++c) {
+      const auto at = static_cast<std::size_t>(r * n + c), col = static_cast<std::size_t>(c);
+      const double expected = (x[at] - ref.mean) * ref.rstd * gamma[col] + beta[col];
+      CHECK(std::abs(serial[at] - expected) <= 1e-5 * (std::abs(expected) + 1.0));
+    }
   }
 }
 

@@ -121,30 +121,47 @@ void map_ternary(const T* a, const T* b, const T* c, T* y, std::int64_t n, F f) 
   for (; i < n; ++i) y[i] = f(a[i], b[i], c[i]);
 }
 
-/// The sum over i in [0, n) of batch_term(i), a batch of the terms i .. i + width - 1, in the SIMD
-/// body, and of scalar_term(i) in the tail. Four accumulators take turns: with one, each add would
-/// wait for the previous one (a reduction bound by the add's latency, about four times its
-/// throughput). The order of the additions depends on n alone.
-template <class T, class BatchTerm, class ScalarTerm>
-T sum_of_terms(std::int64_t n, [[maybe_unused]] BatchTerm batch_term, ScalarTerm scalar_term) {
+/// R sums side by side: out[r] is the sum over i in [0, n) of batch_term(r, i), a batch of the terms
+/// i .. i + width - 1, in the SIMD body, and of scalar_term(r, i) in the tail. Each sum has four
+/// accumulators that take turns: with one, each add would wait for the previous one (a reduction
+/// bound by the add's latency, about four times its throughput). Several independent rows side by
+/// side hide the rest of that latency and of the final horizontal sums on short rows. The order of
+/// a sum's additions depends on n alone, not on R, so a sum gets the same bits alone or beside others.
+template <int R, class T, class BatchTerm, class ScalarTerm>
+void sums_of_terms(std::int64_t n, [[maybe_unused]] BatchTerm batch_term, ScalarTerm scalar_term, T (&out)[R]) {
   std::int64_t i = 0;
-  T total = 0;
+  for (T& total : out) total = 0;
 #ifndef XG_NO_SIMD
   if constexpr (simd_width<T> > 1) {
     constexpr std::int64_t w = simd_width<T>;
-    Batch<T> acc0(T(0)), acc1(T(0)), acc2(T(0)), acc3(T(0));
-    for (; i + 4 * w <= n; i += 4 * w) {
-      acc0 += batch_term(i);
-      acc1 += batch_term(i + w);
-      acc2 += batch_term(i + 2 * w);
-      acc3 += batch_term(i + 3 * w);
+    Batch<T> acc[R][4];
+    for (auto& row : acc) {
+      for (Batch<T>& a : row) a = Batch<T>(T(0));
     }
-    for (; i + w <= n; i += w) acc0 += batch_term(i);
-    total = horizontal_sum((acc0 + acc1) + (acc2 + acc3));
+    for (; i + 4 * w <= n; i += 4 * w) {
+      for (int r = 0; r < R; ++r) {
+        for (int a = 0; a < 4; ++a) acc[r][a] += batch_term(r, i + a * w);
+      }
+    }
+    for (; i + w <= n; i += w) {
+      for (int r = 0; r < R; ++r) acc[r][0] += batch_term(r, i);
+    }
+    for (int r = 0; r < R; ++r) out[r] = horizontal_sum((acc[r][0] + acc[r][1]) + (acc[r][2] + acc[r][3]));
   }
 #endif
-  for (; i < n; ++i) total += scalar_term(i);
-  return total;
+  for (; i < n; ++i) {
+    for (int r = 0; r < R; ++r) out[r] += scalar_term(r, i);
+  }
+}
+
+/// The sum over i in [0, n) of batch_term(i) and, in the scalar tail, scalar_term(i): one row of
+/// sums_of_terms.
+template <class T, class BatchTerm, class ScalarTerm>
+T sum_of_terms(std::int64_t n, [[maybe_unused]] BatchTerm batch_term, ScalarTerm scalar_term) {
+  T total[1];
+  sums_of_terms<1, T>(
+      n, [&](int, std::int64_t i) { return batch_term(i); }, [&](int, std::int64_t i) { return scalar_term(i); }, total);
+  return total[0];
 }
 
 /// The sum of f(a[i], b[i]) over contiguous arrays (f generic in scalars and batches).
