@@ -49,13 +49,16 @@ std::pair<double, double> race(int rounds, const std::function<void()>& ours, co
     ours();
     theirs();
   }
-  constexpr int kBlock = 20;
+  constexpr int kWarm = 10, kBlock = 40;
   for (int round = 0; round < rounds; ++round) {
     for (int which = 0; which < 2; ++which) {
       // Both libraries' idle threads poll for a while before they sleep (xgrad's pool for 100 us,
-      // OpenMP's for longer): a pause lets the other's threads go to sleep first.
+      // OpenMP's for longer): a pause lets the other's threads go to sleep first. The calls right
+      // after it wake sleeping threads and caches that other work on the host has cooled (up to 2x
+      // slower on this VM), which a training step, its kernels back to back, never sees: untimed.
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
       const auto& f = which == 0 ? ours : theirs;
+      for (int w = 0; w < kWarm; ++w) f();
       const auto start = xg::bench::Clock::now();
       for (int r = 0; r < kBlock; ++r) f();
       const double us = xg::bench::ms_since(start) * 1e3 / kBlock;
