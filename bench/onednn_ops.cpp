@@ -43,20 +43,25 @@ std::vector<float> uniform(std::int64_t count, unsigned seed) {
 }
 
 /// Best microseconds per call of `ours` and `theirs`, alternating blocks of calls.
-std::pair<double, double> race(int rounds, const std::function<void()>& ours, const std::function<void()>& theirs) {
+struct Timing {
+  int rounds = 10;     // alternating blocks per op and library; the best counts
+  int pause_ms = 20;   // before each block
+};
+
+std::pair<double, double> race(const Timing& timing, const std::function<void()>& ours, const std::function<void()>& theirs) {
   double best_ours = 1e30, best_theirs = 1e30;
   for (int i = 0; i < 3; ++i) {
     ours();
     theirs();
   }
   constexpr int kWarm = 10, kBlock = 40;
-  for (int round = 0; round < rounds; ++round) {
+  for (int round = 0; round < timing.rounds; ++round) {
     for (int which = 0; which < 2; ++which) {
       // Both libraries' idle threads poll for a while before they sleep (xgrad's pool for 100 us,
       // OpenMP's for longer): a pause lets the other's threads go to sleep first. The calls right
       // after it wake sleeping threads and caches that other work on the host has cooled (up to 2x
       // slower on this VM), which a training step, its kernels back to back, never sees: untimed.
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      std::this_thread::sleep_for(std::chrono::milliseconds(timing.pause_ms));
       const auto& f = which == 0 ? ours : theirs;
       for (int w = 0; w < kWarm; ++w) f();
       const auto start = xg::bench::Clock::now();
@@ -78,7 +83,7 @@ struct Context {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{engine};
   xg::ThreadPool pool{2};
-  int rounds;
+  Timing timing;
 };
 
 memory make(Context& c, const Dims& dims, std::vector<float>& data) {
@@ -99,7 +104,7 @@ void layer_norm(Context& c, std::int64_t rows, std::int64_t n) {
                           {DNNL_ARG_MEAN, make(c, {rows}, mean)},       {DNNL_ARG_VARIANCE, make(c, {rows}, variance)},
                           {DNNL_ARG_SCALE, make(c, {n}, gamma)},        {DNNL_ARG_SHIFT, make(c, {n}, beta)}};
   report("layer_norm", rows, n,
-         race(c.rounds, [&] { xg::kernels::layer_norm_forward(&c.pool, x.data(), gamma.data(), beta.data(), y.data(), rows, n, kEps); },
+         race(c.timing, [&] { xg::kernels::layer_norm_forward(&c.pool, x.data(), gamma.data(), beta.data(), y.data(), rows, n, kEps); },
               [&] {
                 forward.execute(c.stream, forward_args);
                 c.stream.wait();
@@ -113,7 +118,7 @@ void layer_norm(Context& c, std::int64_t rows, std::int64_t n) {
                            {DNNL_ARG_DIFF_SRC, make(c, {rows, n}, their_dx)},
                            {DNNL_ARG_DIFF_SCALE, make(c, {n}, their_dgamma)}, {DNNL_ARG_DIFF_SHIFT, make(c, {n}, their_dbeta)}};
   report("layer_norm backward", rows, n,
-         race(c.rounds,
+         race(c.timing,
               [&] {
                 xg::kernels::layer_norm_backward(&c.pool, x.data(), g.data(), gamma.data(), dx.data(), dgamma.data(), dbeta.data(),
                                                  scratch.data(), rows, n, kEps);
@@ -132,7 +137,7 @@ void log_softmax(Context& c, std::int64_t rows, std::int64_t n) {
   const dnnl::logsoftmax_forward primitive(pd);
   const Args args{{DNNL_ARG_SRC, make(c, {rows, n}, x)}, {DNNL_ARG_DST, make(c, {rows, n}, their_y)}};
   report("log_softmax", rows, n,
-         race(c.rounds, [&] { xg::kernels::softmax_rows<true>(&c.pool, x.data(), y.data(), rows, n, 1); },
+         race(c.timing, [&] { xg::kernels::softmax_rows<true>(&c.pool, x.data(), y.data(), rows, n, 1); },
               [&] {
                 primitive.execute(c.stream, args);
                 c.stream.wait();
@@ -148,7 +153,7 @@ void eltwise(Context& c, const std::string& name, dnnl::algorithm algorithm, std
   const dnnl::eltwise_forward primitive(pd);
   const Args args{{DNNL_ARG_SRC, make(c, {rows, n}, x)}, {DNNL_ARG_DST, make(c, {rows, n}, their_y)}};
   report(name, rows, n,
-         race(c.rounds, [&] { xg::kernels::map_unary(&c.pool, x.data(), y.data(), rows * n, Functor{}); },
+         race(c.timing, [&] { xg::kernels::map_unary(&c.pool, x.data(), y.data(), rows * n, Functor{}); },
               [&] {
                 primitive.execute(c.stream, args);
                 c.stream.wait();
@@ -158,13 +163,15 @@ void eltwise(Context& c, const std::string& name, dnnl::algorithm algorithm, std
 }  // namespace
 
 int main(int argc, char** argv) {
-  int rounds = 10;
+  Timing timing;
   CLI::App app{"xgrad's non-GEMM kernels against oneDNN's primitives at W1-W3's shapes, 2 threads each.", "onednn_ops"};
   app.option_defaults()->always_capture_default();
-  app.add_option("--rounds", rounds, "alternating blocks per op and library (the best counts)")->check(CLI::PositiveNumber);
+  app.add_option("--rounds", timing.rounds, "alternating blocks per op and library (the best counts)")->check(CLI::PositiveNumber);
+  app.add_option("--pause-ms", timing.pause_ms, "pause before each block, so the other library's threads sleep (0: none)")
+      ->check(CLI::NonNegativeNumber);
   CLI11_PARSE(app, argc, argv);
   omp_set_num_threads(2);
-  Context c{.rounds = rounds};
+  Context c{.timing = timing};
   fmt::print("{:<22} {:>14} {:>10} {:>10} {:>7}  {}\n", "op (W1: 512 tokens,", "rows x n", "xgrad us", "oneDNN us", "ratio",
              "faster");
   fmt::print("  W2: 2048, W3: 384)\n");
