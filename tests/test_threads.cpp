@@ -2,6 +2,8 @@
 // family's training values agree bit for bit with 1, 2, 3 and 4 threads), Programs run at once from
 // several threads agree with serial runs, the pool copes with nesting, contention and exceptions,
 // and a run flushes subnormal values on every thread without changing the caller's own setting.
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -16,6 +18,7 @@
 #include "graph/registry.hpp"
 #include "trained_model.hpp"
 #include "xgrad/kernels/layer_norm.hpp"
+#include "xgrad/kernels/softmax.hpp"
 #include "xgrad/xgrad.hpp"
 
 using namespace xg;
@@ -136,40 +139,72 @@ TEST_CASE("LayerNorm's backward pass sums dgamma and dbeta by blocks of rows: th
   }
 }
 
-TEST_CASE("LayerNorm's forward pass normalizes rows side by side: a row's bits alone, in any group, in place and on 1-4 threads") {
-  // 301 rows: groups of kernels::kRowsSideBySide and a short last one; rows of 100: a SIMD tail.
-  constexpr std::int64_t rows = 301, n = 100;
-  static_assert(rows % kernels::kRowsSideBySide != 0);
-  const std::vector<float> x = normal_values(rows * n, 11), gamma = normal_values(n, 12), beta = normal_values(n, 13);
-  constexpr float eps = 1e-5f;
-  const auto forward = [&](ThreadPool* pool) {
-    std::vector<float> y(rows * n, std::nanf(""));
-    kernels::layer_norm_forward(pool, x.data(), gamma.data(), beta.data(), y.data(), rows, n, eps);
-    return y;
-  };
-  const std::vector<float> serial = forward(nullptr);
+namespace {
+
+/// A row kernel run(pool, x, y, rows) over rows of n that computes several rows side by side gives
+/// each row the same bits on 1-4 threads, alone (so in every position of a group) and in place as
+/// in one serial call over all rows, which it returns.
+template <class Run>
+std::vector<float> check_rows_side_by_side(const std::vector<float>& x, std::int64_t rows, std::int64_t n, Run run) {
+  std::vector<float> serial(x.size(), std::nanf(""));
+  run(nullptr, x.data(), serial.data(), rows);
   for (int threads : {1, 2, 3, 4}) {
     CAPTURE(threads);
     ThreadPool pool(threads);
-    CHECK(forward(&pool) == serial);
+    std::vector<float> split(x.size(), std::nanf(""));
+    run(&pool, x.data(), split.data(), rows);
+    CHECK(split == serial);
   }
-  // Each row alone, so in every position of a group against the whole call.
-  std::vector<float> alone(rows * n, std::nanf(""));
+  std::vector<float> alone(x.size(), std::nanf(""));
   for (std::int64_t r = 0; r < rows; ++r) {
-    kernels::layer_norm_forward(&x[static_cast<std::size_t>(r * n)], gamma.data(), beta.data(), &alone[static_cast<std::size_t>(r * n)],
-                                std::int64_t{1}, n, eps);
+    run(nullptr, &x[static_cast<std::size_t>(r * n)], &alone[static_cast<std::size_t>(r * n)], std::int64_t{1});
   }
   CHECK(alone == serial);
   std::vector<float> in_place = x;
-  kernels::layer_norm_forward(in_place.data(), gamma.data(), beta.data(), in_place.data(), rows, n, eps);
+  run(nullptr, in_place.data(), in_place.data(), rows);
   CHECK(in_place == serial);
-  // Against the definition in double.
+  return serial;
+}
+
+// 301 rows: groups of kernels::kRowsSideBySide and a short last one; rows of 100: a SIMD tail.
+constexpr std::int64_t kSideRows = 301, kSideLength = 100;
+static_assert(kSideRows % kernels::kRowsSideBySide != 0);
+
+}  // namespace
+
+TEST_CASE("LayerNorm's forward pass normalizes rows side by side: a row's bits alone, in any group, in place and on 1-4 threads") {
+  constexpr std::int64_t rows = kSideRows, n = kSideLength;
+  const std::vector<float> x = normal_values(rows * n, 11), gamma = normal_values(n, 12), beta = normal_values(n, 13);
+  constexpr float eps = 1e-5f;
+  const std::vector<float> y =
+      check_rows_side_by_side(x, rows, n, [&](ThreadPool* pool, const float* in, float* out, std::int64_t count) {
+        kernels::layer_norm_forward(pool, in, gamma.data(), beta.data(), out, count, n, eps);
+      });
   for (std::int64_t r = 0; r < rows; ++r) {
     const RowReference ref = row_reference(&x[static_cast<std::size_t>(r * n)], n, eps);
     for (std::int64_t c = 0; c < n; ++c) {
       const auto at = static_cast<std::size_t>(r * n + c), col = static_cast<std::size_t>(c);
       const double expected = (x[at] - ref.mean) * ref.rstd * gamma[col] + beta[col];
-      CHECK(std::abs(serial[at] - expected) <= 1e-5 * (std::abs(expected) + 1.0));
+      CHECK(std::abs(y[at] - expected) <= 1e-5 * (std::abs(expected) + 1.0));
+    }
+  }
+}
+
+TEST_CASE("log_softmax sums rows side by side: a row's bits alone, in any group, in place and on 1-4 threads") {
+  constexpr std::int64_t rows = kSideRows, n = kSideLength;
+  const std::vector<float> x = normal_values(rows * n, 14);
+  const std::vector<float> y =
+      check_rows_side_by_side(x, rows, n, [&](ThreadPool* pool, const float* in, float* out, std::int64_t count) {
+        kernels::softmax_rows<true>(pool, in, out, count, n, 1);
+      });
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* row = &x[static_cast<std::size_t>(r * n)];
+    const double top = *std::max_element(row, row + n);
+    double total = 0.0;
+    for (std::int64_t c = 0; c < n; ++c) total += std::exp(row[c] - top);
+    for (std::int64_t c = 0; c < n; ++c) {
+      const double expected = row[c] - top - std::log(total);
+      CHECK(std::abs(y[static_cast<std::size_t>(r * n + c)] - expected) <= 1e-5 * (std::abs(expected) + 1.0));
     }
   }
 }

@@ -1,6 +1,7 @@
 #pragma once
 // LayerNorm over contiguous rows of length n, forward and backward (llm.c's layout, no graph).
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 
@@ -9,16 +10,10 @@
 
 namespace xg::kernels {
 
-/// Rows normalized side by side: each row's two sums (the mean, then the variance around it) are
-/// chains of dependent adds, and four rows' independent chains interleaved keep the adders busy
-/// (10-15% on W1-W3's rows). Each row's sums are ordered as for the row alone (sums_of_terms), so
-/// results do not depend on how rows fall into groups or threads.
-inline constexpr int kRowsSideBySide = 4;
-
 /// Mean and 1/sqrt(variance + eps) of each of R rows of length n, in two passes (the second around
 /// the mean, which keeps the variance accurate when the mean is large).
 template <int R, class T>
-void row_moments(const T* const (&row)[R], std::int64_t n, T eps, T (&mean)[R], T (&rstd)[R]) {
+void row_moments(const std::array<const T*, R>& row, std::int64_t n, T eps, T (&mean)[R], T (&rstd)[R]) {
   sums_of_terms<R, T>(
       n, [&](int r, std::int64_t i) { return load_batch(row[r] + i); }, [&](int r, std::int64_t i) { return row[r][i]; },
       mean);
@@ -37,9 +32,7 @@ template <class T>
 void layer_norm_forward(const T* x, const T* gamma, const T* beta, T* y, std::int64_t rows, std::int64_t n, T eps) {
   constexpr int R = kRowsSideBySide;
   for (std::int64_t first = 0; first < rows; first += R) {
-    // A short last group repeats its last row; those copies' results are not written.
-    const T* row[R];
-    for (int r = 0; r < R; ++r) row[r] = x + std::min(first + r, rows - 1) * n;
+    const auto row = row_group<R>(x, first, rows, n);
     T mean_of[R], rstd_of[R];
     row_moments<R>(row, n, eps, mean_of, rstd_of);
     for (int r = 0; r < R && first + r < rows; ++r) {

@@ -2,6 +2,8 @@
 // Contiguous loops in SIMD batches with a scalar tail. A functor is written once, generically, and
 // is called with xsimd batches for the body and with plain scalars for the tail (and for i32, and
 // everywhere when the build chose -Dsimd=none).
+#include <algorithm>
+#include <array>
 #include <cstdint>
 #include <type_traits>
 
@@ -152,6 +154,20 @@ void sums_of_terms(std::int64_t n, [[maybe_unused]] BatchTerm batch_term, Scalar
   for (; i < n; ++i) {
     for (int r = 0; r < R; ++r) out[r] += scalar_term(r, i);
   }
+}
+
+/// Rows a row kernel (LayerNorm, softmax) sums side by side with sums_of_terms: on rows of a few
+/// hundred elements each sum's adds and its horizontal sum wait on one another, and four rows'
+/// independent chains interleaved keep the adders busy (10-20% on W1-W3's rows, bench/README.md).
+inline constexpr int kRowsSideBySide = 4;
+
+/// The R rows of length n from row `first` of a contiguous array of `rows` rows; a short last group
+/// repeats the last row, whose copies' results the caller does not write.
+template <int R, class T>
+std::array<const T*, R> row_group(const T* base, std::int64_t first, std::int64_t rows, std::int64_t n) {
+  std::array<const T*, R> group{};
+  for (int r = 0; r < R; ++r) group[static_cast<std::size_t>(r)] = base + std::min(first + r, rows - 1) * n;
+  return group;
 }
 
 /// The sum over i in [0, n) of batch_term(i) and, in the scalar tail, scalar_term(i): one row of

@@ -11,42 +11,56 @@
 
 namespace xg::kernels {
 
-/// sum of exp(x[i] - shift) over a contiguous row.
-template <class T>
-T sum_exp(const T* x, std::int64_t n, T shift) {
-  return sum_of_terms<T>(
-      n,
-      [&](std::int64_t i) {
-        using std::exp;  // xsimd's for batches, found by argument-dependent lookup
-        const auto batch = load_batch(x + i);
-        return exp(batch - decltype(batch)(shift));
-      },
-      [&](std::int64_t i) { return std::exp(x[i] - shift); });
+/// exp(v - shift) for a batch or an element.
+template <class V, class T>
+V exp_shifted(const V& v, T shift) {
+  using std::exp;  // xsimd's for batches, found by argument-dependent lookup
+  return exp(v - V(shift));
+}
+
+/// softmax (or log_softmax when Log) of `rows` contiguous rows of n; y may equal x. log_softmax
+/// sums kRowsSideBySide rows' exponentials at a time (each ordered as for the row alone), all of a
+/// group's rows read before the first is written: 10-20% faster on the LM heads' rows of 128.
+/// Softmax's own time is its exponentials, which it stores before it sums them; it gains nothing.
+template <bool Log, class T>
+void contiguous_softmax_rows(const T* x, T* y, std::int64_t rows, std::int64_t n) {
+  if constexpr (!Log) {
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const T* xr = x + r * n;
+      T* yr = y + r * n;
+      const T m = reduce_max(xr, n);
+      map_unary(xr, yr, n, [m](auto v) { return exp_shifted(v, m); });
+      const T scale = T(1) / reduce_sum(yr, n);
+      map_unary(yr, yr, n, [scale](auto v) { return v * decltype(v)(scale); });
+    }
+  } else {
+    constexpr int R = kRowsSideBySide;
+    for (std::int64_t first = 0; first < rows; first += R) {
+      const auto row = row_group<R>(x, first, rows, n);
+      T row_max[R], total[R];
+      for (int r = 0; r < R; ++r) row_max[r] = reduce_max(row[r], n);
+      sums_of_terms<R, T>(
+          n, [&](int r, std::int64_t i) { return exp_shifted(load_batch(row[r] + i), row_max[r]); },
+          [&](int r, std::int64_t i) { return exp_shifted(row[r][i], row_max[r]); }, total);
+      for (int r = 0; r < R && first + r < rows; ++r) {
+        const T shift = row_max[r] + std::log(total[r]);
+        map_unary(row[r], y + (first + r) * n, n, [shift](auto v) { return v - decltype(v)(shift); });
+      }
+    }
+  }
 }
 
 /// y = softmax(x) (or log_softmax when Log) along n; y may equal x.
 template <bool Log, class T>
 void softmax_rows(const T* x, T* y, std::int64_t outer, std::int64_t n, std::int64_t inner) {
+  if (inner == 1) {
+    contiguous_softmax_rows<Log>(x, y, outer, n);
+    return;
+  }
   for (std::int64_t o = 0; o < outer; ++o) {
     for (std::int64_t j = 0; j < inner; ++j) {
       const T* xr = x + o * n * inner + j;
       T* yr = y + o * n * inner + j;
-      if (inner == 1) {
-        const T m = reduce_max(xr, n);
-        if constexpr (Log) {
-          // x is read twice and y may alias it, so the sum is taken without writing y.
-          const T shift = m + std::log(sum_exp(xr, n, m));
-          map_unary(xr, yr, n, [shift](auto v) { return v - decltype(v)(shift); });
-        } else {
-          map_unary(xr, yr, n, [m](auto v) {
-            using std::exp;
-            return exp(v - decltype(v)(m));
-          });
-          const T scale = T(1) / reduce_sum(yr, n);
-          map_unary(yr, yr, n, [scale](auto v) { return v * decltype(v)(scale); });
-        }
-        continue;
-      }
       T m = std::numeric_limits<T>::lowest();
       for (std::int64_t i = 0; i < n; ++i) m = std::max(m, xr[i * inner]);
       T total = 0;
