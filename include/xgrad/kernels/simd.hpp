@@ -166,7 +166,7 @@ inline constexpr int kRowsSideBySide = 4;
 template <int R, class T>
 std::array<const T*, R> row_group(const T* base, std::int64_t first, std::int64_t rows, std::int64_t n) {
   std::array<const T*, R> group{};
-  for (int r = 0; r < R; ++r) group[static_cast<std::size_t>(r)] = base + std::min(first + r, rows - 1) * n;
+  for (int r = 0; r < R; ++r) group[r] = base + std::min(first + r, rows - 1) * n;
   return group;
 }
 
