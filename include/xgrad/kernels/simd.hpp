@@ -129,8 +129,10 @@ void map_ternary(const T* a, const T* b, const T* c, T* y, std::int64_t n, F f) 
 /// bound by the add's latency, about four times its throughput). Several independent rows side by
 /// side hide the rest of that latency and of the final horizontal sums on short rows. The order of
 /// a sum's additions depends on n alone, not on R, so a sum gets the same bits alone or beside others.
+/// Always inlined: GCC 12 otherwise calls it out of line for one row, a call per reduction that
+/// short rows (attention's 32-element dot products) notice.
 template <int R, class T, class BatchTerm, class ScalarTerm>
-void sums_of_terms(std::int64_t n, [[maybe_unused]] BatchTerm batch_term, ScalarTerm scalar_term, T (&out)[R]) {
+[[gnu::always_inline]] inline void sums_of_terms(std::int64_t n, [[maybe_unused]] BatchTerm batch_term, ScalarTerm scalar_term, T (&out)[R]) {
   std::int64_t i = 0;
   for (T& total : out) total = 0;
 #ifndef XG_NO_SIMD
