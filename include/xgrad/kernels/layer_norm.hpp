@@ -71,7 +71,8 @@ void layer_norm_backward(const T* x, const T* g, const T* gamma, T* dx, T* parti
     // g' is rstd times the sum against x - mean; then dx and the row's share of dgamma, once rstd is
     // known. A pass per sum and a second sweep for dgamma and dbeta took twice as long, and the
     // variance's own pass another 15% (bench/README.md).
-    const auto sums_step = [&]<class V>(std::int64_t at, V& var_acc, V& g_acc, V& gx_acc) {
+    const auto [var_sum, g_sum, gx_sum] = sums_by_step<T, 3>(n, [&]<class V>(std::int64_t at, std::array<V, 3>& acc) {
+      auto& [var_acc, g_acc, gx_acc] = acc;
       const V v = load_as<V>(xr + at) - V(mean), gv = load_as<V>(gr + at);
       if (partial_beta != nullptr) store_to(load_as<V>(partial_beta + at) + gv, partial_beta + at);
       const V scaled = gamma != nullptr ? gv * load_as<V>(gamma + at) : gv;
@@ -79,34 +80,15 @@ void layer_norm_backward(const T* x, const T* g, const T* gamma, T* dx, T* parti
       var_acc += v * v;
       g_acc += scaled;
       gx_acc += scaled * v;
-    };
-    T var_sum = 0, g_sum = 0, gx_sum = 0;
-    std::int64_t i = 0;
-#ifndef XG_NO_SIMD
-    if constexpr (simd_width<T> > 1) {
-      Batch<T> var_acc(T(0)), g_acc(T(0)), gx_acc(T(0));
-      for (; i + simd_width<T> <= n; i += simd_width<T>) sums_step(i, var_acc, g_acc, gx_acc);
-      var_sum = horizontal_sum(var_acc);
-      g_sum = horizontal_sum(g_acc);
-      gx_sum = horizontal_sum(gx_acc);
-    }
-#endif
-    for (; i < n; ++i) sums_step(i, var_sum, g_sum, gx_sum);
+    });
     const T rstd = T(1) / std::sqrt(var_sum / static_cast<T>(n) + eps);
     const T g_mean = g_sum / static_cast<T>(n);
     const T gx_mean = gx_sum * rstd / static_cast<T>(n);
-    const auto output_step = [&]<class V>(std::int64_t at) {
+    for_each_position<T>(n, [&]<class V>(std::int64_t at) {
       const V x_hat = (load_as<V>(xr + at) - V(mean)) * V(rstd);
       if (partial_gamma != nullptr) store_to(load_as<V>(partial_gamma + at) + load_as<V>(gr + at) * x_hat, partial_gamma + at);
       store_to(V(rstd) * (load_as<V>(dr + at) - V(g_mean) - x_hat * V(gx_mean)), dr + at);
-    };
-    i = 0;
-#ifndef XG_NO_SIMD
-    if constexpr (simd_width<T> > 1) {
-      for (; i + simd_width<T> <= n; i += simd_width<T>) output_step.template operator()<Batch<T>>(i);
-    }
-#endif
-    for (; i < n; ++i) output_step.template operator()<T>(i);
+    });
   }
 }
 
