@@ -79,6 +79,16 @@ using WorkspaceFn = std::size_t (*)(const Node& node, std::span<const Node> node
 /// when the operand dies there, or -1 for none at this node.
 using InPlaceOperandFn = int (*)(const Node& node, std::span<const Node> nodes);
 
+/// One part of a record-valued op's output that is written only after the kernel has read the
+/// matching operand for the last time (attention's dQ, dK, dV after q, k, v): operand `operand`'s
+/// bytes may become the part that starts at element `offset`.
+struct InPlacePart {
+  int operand = 0;
+  std::int64_t offset = 0;
+};
+/// The parts, in the order of their offsets; empty for none at this node.
+using InPlacePartsFn = std::vector<InPlacePart> (*)(const Node& node, std::span<const Node> nodes);
+
 /// For ops whose value may be a contiguous range of their first operand's bytes (reshape, a slice
 /// of leading axes): the element offset of that range, or -1 when this node must be computed.
 using ViewFn = std::int64_t (*)(const Node& node, const Node& input);
@@ -96,6 +106,7 @@ struct OpDef {
   MatmulFlopsFn matmul_flops = nullptr;  // for ops built on matrix products (Program::matmul_flops)
   WorkspaceFn workspace = nullptr;       // null: no scratch
   InPlaceOperandFn in_place_operand = nullptr;  // null: none (or, when `elementwise`, any)
+  InPlacePartsFn in_place_parts = nullptr;      // null: none
 };
 
 /// The seed of a node's random stream, when its attributes carry one (dropout masks, attention with

@@ -117,6 +117,51 @@ Liveness assign_buffers(std::span<const Node> nodes, const std::vector<bool>& li
     auto& b = lv.buffers[static_cast<std::size_t>(buffer)];
     b.last_step = std::max(b.last_step, lv.last_use[id]);
   };
+  // The buffers of a record's parts (InPlacePart): each operand alone at the start of a buffer of
+  // exactly its part's size, dying at this step, the parts filling the record; or nothing.
+  auto part_buffers = [&](std::size_t id, int step) -> std::vector<int> {
+    const Node& n = nodes[id];
+    const std::vector<InPlacePart> parts = n.op->in_place_parts(n, nodes);
+    std::vector<int> result;
+    std::int64_t next = 0;
+    for (const InPlacePart& part : parts) {
+      const auto in = static_cast<std::size_t>(n.inputs[static_cast<std::size_t>(part.operand)]);
+      const int b = lv.buffer_of[in];
+      const std::size_t bytes = bytes_of(nodes[in]);
+      if (part.offset != next || b < 0 || lv.offset_in_buffer[in] != 0 || nodes[in].dtype != n.dtype ||
+          lv.buffers[static_cast<std::size_t>(b)].bytes != bytes || bytes % kArenaAlignment != 0 ||
+          lv.buffers[static_cast<std::size_t>(b)].last_step != step || std::find(result.begin(), result.end(), b) != result.end()) {
+        return {};
+      }
+      result.push_back(b);
+      next += nodes[in].shape.numel();
+    }
+    if (result.empty() || next != n.shape.numel()) return {};
+    // No other operand may read those bytes: the parts are written while it is read.
+    for (std::size_t k = 0; k < n.inputs.size(); ++k) {
+      const bool is_part = std::any_of(parts.begin(), parts.end(), [&](const InPlacePart& p) { return p.operand == static_cast<int>(k); });
+      const int b = lv.buffer_of[static_cast<std::size_t>(n.inputs[k])];
+      if (!is_part && std::find(result.begin(), result.end(), b) != result.end()) return {};
+    }
+    return result;
+  };
+  // Makes the buffers one, in order (each is then a range of the first), and returns it.
+  auto merge_buffers = [&](const std::vector<int>& merged) {
+    auto& target = lv.buffers[static_cast<std::size_t>(merged[0])];
+    for (std::size_t k = 1; k < merged.size(); ++k) {
+      auto& b = lv.buffers[static_cast<std::size_t>(merged[k])];
+      for (std::size_t id = 0; id < count; ++id) {
+        if (lv.buffer_of[id] != merged[k]) continue;
+        lv.buffer_of[id] = merged[0];
+        lv.offset_in_buffer[id] += target.bytes;
+      }
+      target.bytes += b.bytes;
+      target.first_step = std::min(target.first_step, b.first_step);
+      target.last_step = std::max(target.last_step, b.last_step);
+      b = {0, b.first_step, b.first_step};
+    }
+    return merged[0];
+  };
   for (std::size_t id = 0; id < count; ++id) {
     if (lv.step_of[id] == 0) new_buffer(id);
   }
@@ -151,6 +196,9 @@ Liveness assign_buffers(std::span<const Node> nodes, const std::vector<bool>& li
           break;
         }
       }
+    }
+    if (reuse < 0 && !lv.skip[id] && n.op->in_place_parts != nullptr && in_place) {
+      if (const std::vector<int> parts = part_buffers(id, step); !parts.empty()) reuse = merge_buffers(parts);
     }
     if (reuse >= 0) join_buffer(id, reuse);
     else new_buffer(id);

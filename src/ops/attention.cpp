@@ -4,6 +4,8 @@
 // Each pass writes one flat "record" and the values are zero-copy views of it:
 //   forward record:  [ O (B, H, Sq, dv) | row max (B, H, Sq) | row sum (B, H, Sq) ]
 //   backward record: [ dQ | dK | dV | dBias (only when wanted) ]
+// Without dBias, the backward record may take the bytes of q, k and v where they die (one buffer
+// each, of their parts' sizes): the planner then makes those three buffers one.
 // The attention's value is O, a view of the forward record's prefix; the backward pass reads O and
 // the row statistics from the whole record, which therefore stays alive until then: O(S) memory
 // instead of the (B, H, Sq, Sk) probabilities of the unfused composition. The gradients are views
@@ -195,6 +197,14 @@ std::vector<Var> vjp_attention(const VjpArgs& a) {
   return result;
 }
 
+/// dQ, dK and dV may take the bytes of q, k and v (flash_attention_backward writes each after its
+/// last read); a record with a bias gradient has a fourth part, and then none does.
+std::vector<InPlacePart> attention_gradient_parts(const Node& node, std::span<const Node> nodes) {
+  if (std::get<AttentionAttr>(node.attrs).bias_grad) return {};
+  const RecordLayout layout = record_layout(attention_shape_of(node, nodes), 0);
+  return {{0, layout.d_q}, {1, layout.d_k}, {2, layout.d_v}};
+}
+
 /// The products of the unfused composition this op replaces: q k^T and P v forward; dP, dV, dQ and
 /// dK backward. The backward pass's recomputation of q k^T is not counted, so that the figure stays
 /// the model's work and rates compare with the unfused path's.
@@ -220,7 +230,8 @@ const OpDef op_attention{.name = "attention", .forward = attention_forward_kerne
 const OpDef op_attention_output{.name = "attention_output", .forward = copy_forward, .vjp = vjp_attention, .view = whole_view};
 // A fused backward kernel without a rule of its own: attention is differentiable once.
 const OpDef op_attention_backward{.name = "attention_backward", .forward = attention_backward_kernel,
-                                  .matmul_flops = attention_flops, .workspace = attention_workspace};
+                                  .matmul_flops = attention_flops, .workspace = attention_workspace,
+                                  .in_place_parts = attention_gradient_parts};
 
 Var scaled_dot_product_attention(Var q, Var k, Var v, std::optional<Var> bias, double scale, double dropout_p,
                                  bool causal) {

@@ -90,10 +90,12 @@ inline std::int64_t attention_forward_scratch(const AttentionShape& s) {
   return rows * cols;
 }
 
-/// Scratch elements one worker needs for the backward pass.
+/// Scratch elements one worker needs for the backward pass: besides the tiles, one head's dQ and
+/// one key tile's dK and dV, accumulated there so that the gradients may take q's, k's and v's bytes.
 inline std::int64_t attention_backward_scratch(const AttentionShape& s, bool dropout) {
-  const std::int64_t tile = std::min(kQueryBlock, s.q_len) * std::min(kKeyTile, s.k_len);
-  return s.q_len + (dropout ? 3 : 2) * tile;
+  const std::int64_t cols = std::min(kKeyTile, s.k_len);
+  const std::int64_t tile = std::min(kQueryBlock, s.q_len) * cols;
+  return s.q_len + (dropout ? 3 : 2) * tile + s.q_len * s.qk_dim + cols * (s.qk_dim + s.v_dim);
 }
 
 namespace detail {
@@ -183,20 +185,28 @@ void flash_attention_forward(const AttentionShape& s, const T* q, const T* k, co
 
 /// Gradients for heads [first, last): d_q, d_k, d_v (shaped like q, k, v) are overwritten; d_bias,
 /// when its data is not null, is accumulated into (the caller zeroes it once).
+///
+/// d_q may be q, d_k k and d_v v (the planner gives a dying q, k, v's bytes to their gradients): a
+/// head's dQ is accumulated in scratch and written when the head is done, and a key tile's dK and
+/// dV when that tile is, after which neither this head nor any other reads those elements again.
 template <class T>
 void flash_attention_backward(const AttentionShape& s, const T* q, const T* k, const T* v, const BiasView<T>& bias,
                               T scale, const DropoutStream& dropout, const T* out, const T* row_max,
                               const T* row_sum, const T* d_out,
                               T* d_q, T* d_k, T* d_v, const BiasView<T>& d_bias, T* scratch, std::int64_t first,
                               std::int64_t last) {
-  const std::int64_t tile = std::min(kQueryBlock, s.q_len) * std::min(kKeyTile, s.k_len);
+  const std::int64_t tile_cols = std::min(kKeyTile, s.k_len);
+  const std::int64_t tile = std::min(kQueryBlock, s.q_len) * tile_cols;
   T* row_dot = scratch;            // D_i = dO_i . O_i = sum_j P_ij dP_ij
   T* probs = scratch + s.q_len;    // P, recomputed from the row statistics
   T* d_scores = probs + tile;      // dropped P for dV, then dP, then dS
   T* mask = d_scores + tile;       // keep_scale or 0 (dropout only)
+  T* head_dq = mask + (dropout.active() ? tile : 0);  // (q_len, qk_dim)
+  T* tile_dk = head_dq + s.q_len * s.qk_dim;          // (tile_cols, qk_dim)
+  T* tile_dv = tile_dk + tile_cols * s.qk_dim;        // (tile_cols, v_dim)
   const std::int64_t lqk = s.row_stride(s.qk_dim), lv = s.row_stride(s.v_dim);
-  const auto zero_rows = [](T* data, std::int64_t rows, std::int64_t dim, std::int64_t stride) {
-    for (std::int64_t i = 0; i < rows; ++i) std::fill(data + i * stride, data + i * stride + dim, T(0));
+  const auto store_rows = [](const T* from, std::int64_t rows, std::int64_t dim, T* to, std::int64_t stride) {
+    for (std::int64_t i = 0; i < rows; ++i) std::copy(from + i * dim, from + (i + 1) * dim, to + i * stride);
   };
   for (std::int64_t head = first; head < last; ++head) {
     const T* qh = q + s.head_start(head, s.q_len, s.qk_dim);
@@ -209,14 +219,14 @@ void flash_attention_backward(const AttentionShape& s, const T* q, const T* k, c
     T* dqh = d_q + s.head_start(head, s.q_len, s.qk_dim);
     T* dkh = d_k + s.head_start(head, s.k_len, s.qk_dim);
     T* dvh = d_v + s.head_start(head, s.k_len, s.v_dim);
-    zero_rows(dqh, s.q_len, s.qk_dim, lqk);
-    zero_rows(dkh, s.k_len, s.qk_dim, lqk);
-    zero_rows(dvh, s.k_len, s.v_dim, lv);
+    std::fill(head_dq, head_dq + s.q_len * s.qk_dim, T(0));
     for (std::int64_t i = 0; i < s.q_len; ++i) {
       row_dot[i] = reduce_binary(oh + i * lv, doh + i * lv, s.v_dim, [](auto x, auto y) { return x * y; });
     }
     for (std::int64_t j0 = 0; j0 < s.k_len; j0 += kKeyTile) {
       const std::int64_t cols = std::min(kKeyTile, s.k_len - j0);
+      std::fill(tile_dk, tile_dk + cols * s.qk_dim, T(0));
+      std::fill(tile_dv, tile_dv + cols * s.v_dim, T(0));
       for (std::int64_t i0 = 0; i0 < s.q_len; i0 += kQueryBlock) {
         const std::int64_t rows = std::min(kQueryBlock, s.q_len - i0);
         detail::tile_scores(s, head, i0, rows, j0, cols, qh, kh, bias, scale, probs);
@@ -234,7 +244,7 @@ void flash_attention_backward(const AttentionShape& s, const T* q, const T* k, c
         }
         // dV_j += Z^T dO_i with Z the probabilities as used (after dropout).
         gemm(true, false, cols, s.v_dim, rows, T(1), dropout.active() ? d_scores : probs, cols, doh + i0 * lv, lv, T(1),
-             dvh + j0 * lv, lv);
+             tile_dv, s.v_dim);
         // dP = (dO_i V_j^T) * mask, then dS = P * (dP - D_i).
         gemm(false, true, rows, cols, s.v_dim, T(1), doh + i0 * lv, lv, vh + j0 * lv, lv, T(0), d_scores, cols);
         for (std::int64_t r = 0; r < rows; ++r) {
@@ -250,10 +260,14 @@ void flash_attention_backward(const AttentionShape& s, const T* q, const T* k, c
           if (d_bias.col_stride == 0) *db += reduce_sum(ds, cols);
           else map_binary(db, 1, ds, 1, db, cols, [](auto x, auto y) { return x + y; });
         }
-        gemm(false, false, rows, s.qk_dim, cols, scale, d_scores, cols, kh + j0 * lqk, lqk, T(1), dqh + i0 * lqk, lqk);
-        gemm(true, false, cols, s.qk_dim, rows, scale, d_scores, cols, qh + i0 * lqk, lqk, T(1), dkh + j0 * lqk, lqk);
+        gemm(false, false, rows, s.qk_dim, cols, scale, d_scores, cols, kh + j0 * lqk, lqk, T(1), head_dq + i0 * s.qk_dim,
+             s.qk_dim);
+        gemm(true, false, cols, s.qk_dim, rows, scale, d_scores, cols, qh + i0 * lqk, lqk, T(1), tile_dk, s.qk_dim);
       }
+      store_rows(tile_dk, cols, s.qk_dim, dkh + j0 * lqk, lqk);
+      store_rows(tile_dv, cols, s.v_dim, dvh + j0 * lv, lv);
     }
+    store_rows(head_dq, s.q_len, s.qk_dim, dqh, lqk);
   }
 }
 
