@@ -377,3 +377,39 @@ TEST_CASE("attention's gradients take the bytes of the q, k and v that die in it
     CHECK(apart_backward->offset != dumped_offset(apart_dump, apart_backward->inputs[0]));
   }
 }
+
+TEST_CASE("attention's gradients keep their own bytes when a bias gradient is a part, or q, k and v are one value") {
+  for (const bool learned_bias : {true, false}) {
+    CAPTURE(learned_bias);
+    Graph g(6);
+    const Var x = g.input("x", {1, 2, 40, 8});
+    const Var t = tanh(x) * 2.0;  // dies in the backward pass
+    std::vector<Var> wrt{x};
+    Var out;
+    if (learned_bias) {
+      const Var bias = g.param("bias", {1, 1, 40, 40}, Init::normal(0.0, 1.0));
+      wrt.push_back(bias);
+      out = scaled_dot_product_attention(t, x * 0.5, x * 1.5, bias, 0.4, 0.0, false);
+    } else {
+      out = scaled_dot_product_attention(t, t, t, std::nullopt, 0.4, 0.0, true);
+    }
+    const Var loss = sum(square(out));
+    std::vector<Var> outputs{loss};
+    for (Var d : grad(g, loss, wrt)) outputs.push_back(d);
+    xt::xarray<float> xs = xt::sin(xt::arange<float>(0.0f, 640.0f) * 0.45f);
+    xs.reshape({1, 2, 40, 8});
+    auto run = [&](const CompileOptions& options) {
+      Program p = compile(g, outputs, options);
+      p.run({{x, xs}});
+      std::vector<xt::xarray<float>> values;
+      for (Var v : outputs) values.push_back(p.get<float>(v));
+      return std::pair{std::move(values), p.dump()};
+    };
+    const auto [apart, apart_dump] = run({.in_place = false});
+    const auto [shared, dump] = run({});
+    for (std::size_t i = 0; i < outputs.size(); ++i) CHECK(xt::all(xt::equal(shared[i], apart[i])));
+    const auto backward = dumped_node(dump, "attention_backward");
+    REQUIRE(backward.has_value());
+    CHECK(backward->offset != dumped_offset(dump, backward->inputs[0]));
+  }
+}
