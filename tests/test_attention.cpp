@@ -304,10 +304,14 @@ std::optional<DumpedNode> dumped_node(const std::string& dump, std::string_view 
   return std::nullopt;
 }
 
-std::size_t dumped_offset(const std::string& dump, int id) {
+std::string dumped_line(const std::string& dump, int id) {
   const std::size_t at = dump.find(fmt::format("\n%{} ", id));
   REQUIRE(at != std::string::npos);
-  const std::string line = dump.substr(at + 1, dump.find('\n', at + 1) - at - 1);
+  return dump.substr(at + 1, dump.find('\n', at + 1) - at - 1);
+}
+
+std::size_t dumped_offset(const std::string& dump, int id) {
+  const std::string line = dumped_line(dump, id);
   REQUIRE(line.find("arena+") != std::string::npos);
   return std::stoull(line.substr(line.find("arena+") + 6));
 }
@@ -367,6 +371,11 @@ TEST_CASE("attention's gradients take the bytes of the q, k and v that die in it
       const auto backward = dumped_node(dump, "attention_backward");
       REQUIRE(backward.has_value());
       REQUIRE(backward->inputs.size() >= 3);
+      // The forward record is read by the row statistics, not by the backward pass proper.
+      const auto row_stats = dumped_node(dump, "attention_row_stats");
+      REQUIRE(row_stats.has_value());
+      CHECK(std::find(backward->inputs.begin(), backward->inputs.end(), row_stats->inputs[0]) == backward->inputs.end());
+      CHECK(dumped_line(dump, row_stats->inputs[0]).find(" attention ") != std::string::npos);
       // dQ's part starts where q is; dK's and dV's follow where k and v were placed.
       CHECK(backward->offset == dumped_offset(dump, backward->inputs[0]));
       CHECK(dumped_offset(dump, backward->inputs[1]) == backward->offset + static_cast<std::size_t>(2 * c.q_len * 16 * 4));

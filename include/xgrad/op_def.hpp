@@ -150,6 +150,6 @@ extern const OpDef op_embedding, op_embedding_grad, op_pick, op_unpick, op_one_h
 // masks.cpp
 extern const OpDef op_sequence_mask, op_dropout_mask;
 // attention.cpp
-extern const OpDef op_attention, op_attention_output, op_attention_backward;
+extern const OpDef op_attention, op_attention_output, op_attention_row_stats, op_attention_backward;
 
 }  // namespace xg

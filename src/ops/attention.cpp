@@ -3,12 +3,14 @@
 //
 // Each pass writes one flat "record" and the values are zero-copy views of it:
 //   forward record:  [ O (B, H, Sq, dv) | row max (B, H, Sq) | row sum (B, H, Sq) ]
+//   row statistics:  [ D = rowsum(dO * O) | row max | row sum ], each (B, H, Sq)
 //   backward record: [ dQ | dK | dV | dBias (only when wanted) ]
 // Without dBias, the backward record may take the bytes of q, k and v where they die (one buffer
 // each, of their parts' sizes): the planner then makes those three buffers one.
-// The attention's value is O, a view of the forward record's prefix; the backward pass reads O and
-// the row statistics from the whole record, which therefore stays alive until then: O(S) memory
-// instead of the (B, H, Sq, Sk) probabilities of the unfused composition. The gradients are views
+// The attention's value is O, a view of the forward record's prefix. Its gradient's first step
+// reads O and dO once for the row statistics, so that the forward record dies before the backward
+// pass proper: O(S) memory instead of the (B, H, Sq, Sk) probabilities of the unfused composition,
+// and not even O beside the backward pass's own. The gradients are views
 // (contiguous slices) of the backward record. Per-thread scratch is the kernels' workspace, placed
 // by compile() for the call alone, so run() allocates nothing.
 #include <array>
@@ -48,6 +50,12 @@ void split_heads(ThreadPool* pool, std::int64_t heads, std::int64_t slots, Work&
 std::int64_t attention_slots(const kernels::AttentionShape& s, int threads) {
   const std::int64_t elements = s.heads * s.q_len * s.k_len;
   return elements >= kernels::kParallelElements ? std::clamp<std::int64_t>(threads, 1, s.heads) : 1;
+}
+
+/// The queries' rows alone (all the row statistics see), from the shape of O or dO.
+kernels::AttentionShape query_rows_shape(const Shape& out, const AttentionAttr& attr) {
+  if (attr.sequence_major) return {out[0] * out[2], out[1], 0, 0, out[3], out[2], attr.causal, true};
+  return {out[0] * out[1], out[2], 0, 0, out[3], out[1], attr.causal, false};
 }
 
 /// Offsets (in elements) of the parts of both records.
@@ -128,17 +136,35 @@ void attention_forward_kernel(const Node& node, std::span<const Buffer> in, cons
   });
 }
 
-// in: q, k, v[, bias], forward record, dO
+// in: forward record, dO; out: the row statistics
+void attention_row_stats_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext& ctx) {
+  const kernels::AttentionShape s = query_rows_shape(*in[1].shape, std::get<AttentionAttr>(node.attrs));
+  const RecordLayout layout = record_layout(s, 0);
+  const std::int64_t rows = s.heads * s.q_len;
+  visit_float(out.dtype, [&]<class T>() {
+    const T* forward = in[0].as<T>();
+    T* stats = out.as<T>();
+    std::copy(forward + layout.row_max, forward + layout.forward_total, stats + rows);  // row max, then row sum
+    const auto dots = [&](std::int64_t first, std::int64_t last) {
+      kernels::attention_row_dots<T>(s, forward + layout.out, in[1].as<T>(), stats, first, last);
+    };
+    if (kernels::worth_splitting(ctx.pool, rows * s.v_dim)) ctx.pool->parallel_for(s.heads, dots);
+    else dots(0, s.heads);
+  });
+}
+
+// in: q, k, v[, bias], row statistics, dO
 void attention_backward_kernel(const Node& node, std::span<const Buffer> in, const Buffer& out, const RunContext& ctx) {
   const auto& attr = std::get<AttentionAttr>(node.attrs);
   const kernels::AttentionShape s = attention_shape(*in[0].shape, *in[1].shape, *in[2].shape, attr);
-  const std::size_t record_at = attr.has_bias ? 4 : 3;
+  const std::size_t stats_at = attr.has_bias ? 4 : 3;
   const std::int64_t bias_grad_numel = attr.bias_grad ? in[3].numel() : 0;
   const RecordLayout layout = record_layout(s, bias_grad_numel);
+  const std::int64_t rows = s.heads * s.q_len;
   visit_float(out.dtype, [&]<class T>() {
     T* grads = out.as<T>();
     T* scratch = static_cast<T*>(ctx.workspace);
-    const T* forward = in[record_at].as<T>();
+    const T* stats = in[stats_at].as<T>();
     const auto bias = attr.has_bias ? bias_view(in[3].as<T>(), *in[3].shape) : kernels::BiasView<T>{};
     const auto d_bias = attr.bias_grad ? bias_view(grads + layout.d_bias, *in[3].shape) : kernels::BiasView<T>{};
     std::fill(grads + layout.d_bias, grads + layout.d_bias + bias_grad_numel, T(0));
@@ -146,7 +172,7 @@ void attention_backward_kernel(const Node& node, std::span<const Buffer> in, con
     split_heads(ctx.pool, s.heads, slots_in(ctx, node, s), [&](std::int64_t first, std::int64_t last, std::int64_t slot) {
                   kernels::flash_attention_backward<T>(
                       s, in[0].as<T>(), in[1].as<T>(), in[2].as<T>(), bias, static_cast<T>(attr.scale), dropout_stream(attr, ctx),
-                      forward + layout.out, forward + layout.row_max, forward + layout.row_sum, in[record_at + 1].as<T>(),
+                      stats, stats + rows, stats + 2 * rows, in[stats_at + 1].as<T>(),
                       grads + layout.d_q, grads + layout.d_k, grads + layout.d_v, d_bias,
                       scratch + slot * per_slot, first, last);
     });
@@ -185,9 +211,10 @@ std::vector<Var> vjp_attention(const VjpArgs& a) {
     attr.bias_grad = may_need_gradient(bias);
     if (attr.bias_grad) bias_grad_numel = bias.shape().numel();
   }
-  operands.push_back(record);
+  const kernels::AttentionShape s = attention_shape(q.shape(), k.shape(), v.shape(), attr);
+  operands.push_back(a.graph.add_node(op_attention_row_stats, {record, a.grad}, attr, q.dtype(), Shape{3 * s.heads * s.q_len}));
   operands.push_back(a.grad);
-  const RecordLayout layout = record_layout(attention_shape(q.shape(), k.shape(), v.shape(), attr), bias_grad_numel);
+  const RecordLayout layout = record_layout(s, bias_grad_numel);
   const Var grads = a.graph.add_node(op_attention_backward, operands, attr, q.dtype(), Shape{layout.backward_total});
   std::vector<Var> result{Var{}, detail::record_part(grads, layout.d_q, q.shape()), detail::record_part(grads, layout.d_k, k.shape()),
                           detail::record_part(grads, layout.d_v, v.shape())};
@@ -228,7 +255,8 @@ void require_rank4(Var x, std::string_view role, std::string_view layout) {
 const OpDef op_attention{.name = "attention", .forward = attention_forward_kernel, .matmul_flops = attention_flops,
                          .workspace = attention_workspace};
 const OpDef op_attention_output{.name = "attention_output", .forward = copy_forward, .vjp = vjp_attention, .view = whole_view};
-// A fused backward kernel without a rule of its own: attention is differentiable once.
+// Fused backward kernels without rules of their own: attention is differentiable once.
+const OpDef op_attention_row_stats{.name = "attention_row_stats", .forward = attention_row_stats_kernel};
 const OpDef op_attention_backward{.name = "attention_backward", .forward = attention_backward_kernel,
                                   .matmul_flops = attention_flops, .workspace = attention_workspace,
                                   .in_place_parts = attention_gradient_parts};

@@ -95,7 +95,7 @@ inline std::int64_t attention_forward_scratch(const AttentionShape& s) {
 inline std::int64_t attention_backward_scratch(const AttentionShape& s, bool dropout) {
   const std::int64_t cols = std::min(kKeyTile, s.k_len);
   const std::int64_t tile = std::min(kQueryBlock, s.q_len) * cols;
-  return s.q_len + (dropout ? 3 : 2) * tile + s.q_len * s.qk_dim + cols * (s.qk_dim + s.v_dim);
+  return (dropout ? 3 : 2) * tile + s.q_len * s.qk_dim + cols * (s.qk_dim + s.v_dim);
 }
 
 namespace detail {
@@ -183,6 +183,23 @@ void flash_attention_forward(const AttentionShape& s, const T* q, const T* k, co
   }
 }
 
+/// What the backward pass needs of the forward pass's output, for heads [first, last): row_dot =
+/// D_i = dO_i . O_i per query row. Computed ahead, so that O need not outlive the backward pass's
+/// start (its other reader, the output projection's weight gradient, comes before).
+template <class T>
+void attention_row_dots(const AttentionShape& s, const T* out, const T* d_out, T* row_dot, std::int64_t first,
+                        std::int64_t last) {
+  const std::int64_t lv = s.row_stride(s.v_dim);
+  for (std::int64_t head = first; head < last; ++head) {
+    const T* oh = out + s.head_start(head, s.q_len, s.v_dim);
+    const T* doh = d_out + s.head_start(head, s.q_len, s.v_dim);
+    T* dots = row_dot + head * s.q_len;
+    for (std::int64_t i = 0; i < s.q_len; ++i) {
+      dots[i] = reduce_binary(oh + i * lv, doh + i * lv, s.v_dim, [](auto x, auto y) { return x * y; });
+    }
+  }
+}
+
 /// Gradients for heads [first, last): d_q, d_k, d_v (shaped like q, k, v) are overwritten; d_bias,
 /// when its data is not null, is accumulated into (the caller zeroes it once).
 ///
@@ -191,14 +208,13 @@ void flash_attention_forward(const AttentionShape& s, const T* q, const T* k, co
 /// dV when that tile is, after which neither this head nor any other reads those elements again.
 template <class T>
 void flash_attention_backward(const AttentionShape& s, const T* q, const T* k, const T* v, const BiasView<T>& bias,
-                              T scale, const DropoutStream& dropout, const T* out, const T* row_max,
+                              T scale, const DropoutStream& dropout, const T* row_dot, const T* row_max,
                               const T* row_sum, const T* d_out,
                               T* d_q, T* d_k, T* d_v, const BiasView<T>& d_bias, T* scratch, std::int64_t first,
                               std::int64_t last) {
   const std::int64_t tile_cols = std::min(kKeyTile, s.k_len);
   const std::int64_t tile = std::min(kQueryBlock, s.q_len) * tile_cols;
-  T* row_dot = scratch;            // D_i = dO_i . O_i = sum_j P_ij dP_ij
-  T* probs = scratch + s.q_len;    // P, recomputed from the row statistics
+  T* probs = scratch;              // P, recomputed from the row statistics
   T* d_scores = probs + tile;      // dropped P for dV, then dP, then dS
   T* mask = d_scores + tile;       // keep_scale or 0 (dropout only)
   T* head_dq = mask + (dropout.active() ? tile : 0);  // (q_len, qk_dim)
@@ -212,17 +228,14 @@ void flash_attention_backward(const AttentionShape& s, const T* q, const T* k, c
     const T* qh = q + s.head_start(head, s.q_len, s.qk_dim);
     const T* kh = k + s.head_start(head, s.k_len, s.qk_dim);
     const T* vh = v + s.head_start(head, s.k_len, s.v_dim);
-    const T* oh = out + s.head_start(head, s.q_len, s.v_dim);
     const T* doh = d_out + s.head_start(head, s.q_len, s.v_dim);
+    const T* dots = row_dot + head * s.q_len;  // D_i = dO_i . O_i = sum_j P_ij dP_ij
     const T* mh = row_max + head * s.q_len;
     const T* lh = row_sum + head * s.q_len;
     T* dqh = d_q + s.head_start(head, s.q_len, s.qk_dim);
     T* dkh = d_k + s.head_start(head, s.k_len, s.qk_dim);
     T* dvh = d_v + s.head_start(head, s.k_len, s.v_dim);
     std::fill(head_dq, head_dq + s.q_len * s.qk_dim, T(0));
-    for (std::int64_t i = 0; i < s.q_len; ++i) {
-      row_dot[i] = reduce_binary(oh + i * lv, doh + i * lv, s.v_dim, [](auto x, auto y) { return x * y; });
-    }
     for (std::int64_t j0 = 0; j0 < s.k_len; j0 += kKeyTile) {
       const std::int64_t cols = std::min(kKeyTile, s.k_len - j0);
       std::fill(tile_dk, tile_dk + cols * s.qk_dim, T(0));
@@ -250,7 +263,7 @@ void flash_attention_backward(const AttentionShape& s, const T* q, const T* k, c
         for (std::int64_t r = 0; r < rows; ++r) {
           T* ds = d_scores + r * cols;
           const T* p = probs + r * cols;
-          const T centre = row_dot[i0 + r];
+          const T centre = dots[i0 + r];
           if (dropout.active()) {
             map_binary(ds, 1, mask + r * cols, 1, ds, cols, [](auto x, auto y) { return x * y; });
           }

@@ -31,8 +31,9 @@ std::optional<std::vector<int>> all_permuted(const ProgramGraph& graph, const st
 struct Plan {
   std::vector<int> outputs;                  // attention_output views, each with its permutes
   std::vector<std::vector<int>> output_permutes;
-  std::vector<int> backwards;                // attention_backward nodes, with the permute their dO is
+  std::vector<int> row_stats;                // attention_row_stats nodes, with the permute their dO is
   std::vector<int> d_out_permutes;
+  std::vector<int> backwards;                // the attention_backward nodes reading them (the same dO)
   std::vector<int> gradient_views;           // reshapes of dQ, dK, dV, each with its permutes
   std::vector<std::vector<int>> gradient_permutes;
 };
@@ -72,13 +73,20 @@ std::optional<Plan> plan_for(const ProgramGraph& graph, const std::vector<std::v
       if (!permutes) return std::nullopt;
       plan.outputs.push_back(reader);
       plan.output_permutes.push_back(std::move(*permutes));
-    } else if (r.op == &op_attention_backward && std::equal(a.inputs.begin(), a.inputs.end(), r.inputs.begin()) &&
-               r.inputs[a.inputs.size()] == attention) {
-      const Node& d_out = graph.node(r.inputs.back());
-      if (!swaps_heads_and_sequence(d_out) || graph.is_output(reader)) return std::nullopt;
-      plan.backwards.push_back(reader);
-      plan.d_out_permutes.push_back(r.inputs.back());
-      if (!collect_gradient_views(graph, readers, reader, qkv_numel, plan)) return std::nullopt;
+    } else if (r.op == &op_attention_row_stats && r.inputs[0] == attention) {
+      const int d_out = r.inputs[1];
+      if (!swaps_heads_and_sequence(graph.node(d_out)) || graph.is_output(reader)) return std::nullopt;
+      plan.row_stats.push_back(reader);
+      plan.d_out_permutes.push_back(d_out);
+      for (int b : readers[static_cast<std::size_t>(reader)]) {
+        const Node& backward = graph.node(b);
+        if (backward.op != &op_attention_backward || !std::equal(a.inputs.begin(), a.inputs.end(), backward.inputs.begin()) ||
+            backward.inputs[a.inputs.size()] != reader || backward.inputs.back() != d_out || graph.is_output(b)) {
+          return std::nullopt;
+        }
+        plan.backwards.push_back(b);
+        if (!collect_gradient_views(graph, readers, b, qkv_numel, plan)) return std::nullopt;
+      }
     } else {
       return std::nullopt;  // the record read some other way
     }
@@ -113,10 +121,15 @@ void sequence_major_attention(ProgramGraph& graph, PassLog& log) {
       read_unpermuted(graph.node(plan->outputs[k]), 1);  // [record, q, k, v, ...]
       becomes(plan->outputs[k], plan->output_permutes[k]);
     }
-    for (std::size_t k = 0; k < plan->backwards.size(); ++k) {
-      Node& backward = graph.node(plan->backwards[k]);
+    for (std::size_t k = 0; k < plan->row_stats.size(); ++k) {
+      Node& stats = graph.node(plan->row_stats[k]);
+      to_sequence_major(stats);
+      stats.inputs[1] = graph.node(plan->d_out_permutes[k]).inputs[0];
+    }
+    for (int b : plan->backwards) {
+      Node& backward = graph.node(b);
       read_unpermuted(backward, 0);
-      backward.inputs.back() = graph.node(plan->d_out_permutes[k]).inputs[0];
+      backward.inputs.back() = graph.node(backward.inputs.back()).inputs[0];
     }
     for (std::size_t k = 0; k < plan->gradient_views.size(); ++k) becomes(plan->gradient_views[k], plan->gradient_permutes[k]);
     log.record(fmt::format("{} and its {} backward pass(es) read and write (batch, seq, heads, dim)", describe(attention, id),
