@@ -13,6 +13,7 @@
 #include <xgrad/xgrad.hpp>
 
 #include "golden.hpp"
+#include "program_checks.hpp"
 
 using namespace xg;
 
@@ -276,44 +277,26 @@ TEST_CASE("the causal flag computes what an explicit (S, S) causal bias computes
 
 namespace {
 
-/// The arena offset the dump gives node `id`, and the operands it lists for it.
-struct DumpedNode {
-  std::size_t offset = 0;
-  std::vector<int> inputs;
+/// Every output's value after one training run, and the dump that places them.
+struct Run {
+  std::vector<xt::xarray<float>> values;
+  std::string dump;
 };
-std::optional<DumpedNode> dumped_node(const std::string& dump, std::string_view op) {
-  std::size_t at = 0;
-  while ((at = dump.find(op, at)) != std::string::npos) {
-    const std::size_t line_start = dump.rfind('\n', at) + 1;
-    const std::string line = dump.substr(line_start, dump.find('\n', at) - line_start);
-    at += op.size();
-    if (line.empty() || line[0] != '%' || line.find(fmt::format(" {} ", op)) == std::string::npos) continue;
-    DumpedNode node;
-    const std::size_t arena = line.find("arena+");
-    if (arena == std::string::npos) return std::nullopt;
-    node.offset = std::stoull(line.substr(arena + 6));
-    const std::size_t open = line.find('(', line.find(')')) + 1;  // the operands follow the shape
-    std::string list = line.substr(open, line.find(')', open) - open);
-    for (std::size_t p = 0; p < list.size();) {
-      node.inputs.push_back(std::stoi(list.substr(p)));
-      p = list.find(',', p);
-      p = p == std::string::npos ? list.size() : p + 2;
-    }
-    return node;
-  }
-  return std::nullopt;
+Run run_once(Graph& g, const std::vector<Var>& outputs, const std::vector<Feed>& feeds, const CompileOptions& options) {
+  Program p = compile(g, outputs, options);
+  p.set_training(true);
+  p.run(feeds);
+  Run run{{}, p.dump()};
+  for (Var v : outputs) run.values.push_back(p.get<float>(v));
+  return run;
 }
 
-std::string dumped_line(const std::string& dump, int id) {
-  const std::size_t at = dump.find(fmt::format("\n%{} ", id));
-  REQUIRE(at != std::string::npos);
-  return dump.substr(at + 1, dump.find('\n', at + 1) - at - 1);
-}
-
-std::size_t dumped_offset(const std::string& dump, int id) {
-  const std::string line = dumped_line(dump, id);
-  REQUIRE(line.find("arena+") != std::string::npos);
-  return std::stoull(line.substr(line.find("arena+") + 6));
+/// The arena offset of node `id` in a dump.
+std::size_t offset_of(const std::string& dump, int id) {
+  const auto node = testing::dumped_node(dump, id);
+  REQUIRE(node.has_value());
+  REQUIRE(node->offset.has_value());
+  return *node->offset;
 }
 
 }  // namespace
@@ -353,37 +336,33 @@ TEST_CASE("attention's gradients take the bytes of the q, k and v that die in it
     xs.reshape({2, static_cast<std::size_t>(c.q_len), 16});
     ms.reshape({2, static_cast<std::size_t>(c.k_len), 16});
     const xt::xarray<std::int32_t> lengths{static_cast<std::int32_t>(c.k_len), static_cast<std::int32_t>(c.k_len / 3)};
-    auto run = [&](const CompileOptions& options) {
-      Program p = compile(g, outputs, options);
-      p.set_training(true);
-      std::vector<Feed> feeds{{x, xs}};
-      if (!c.projections) feeds.insert(feeds.end(), {{memory, ms}, {lengths_in, lengths}});
-      p.run(feeds);
-      std::vector<xt::xarray<float>> values;
-      for (Var v : outputs) values.push_back(p.get<float>(v));
-      return std::pair{std::move(values), p.dump()};
-    };
-    const auto [apart, apart_dump] = run({.in_place = false, .threads = 1});
+    std::vector<Feed> feeds{{x, xs}};
+    if (!c.projections) feeds.insert(feeds.end(), {{memory, ms}, {lengths_in, lengths}});
+    const Run apart = run_once(g, outputs, feeds, {.in_place = false, .threads = 1});
     for (int threads : {1, 2, 3}) {
       CAPTURE(threads);
-      const auto [shared, dump] = run({.threads = threads});
-      for (std::size_t i = 0; i < outputs.size(); ++i) CHECK(xt::all(xt::equal(shared[i], apart[i])));
-      const auto backward = dumped_node(dump, "attention_backward");
+      const Run shared = run_once(g, outputs, feeds, {.threads = threads});
+      for (std::size_t i = 0; i < outputs.size(); ++i) CHECK(xt::all(xt::equal(shared.values[i], apart.values[i])));
+      const auto backward = testing::first_dumped_node(shared.dump, " attention_backward ");
       REQUIRE(backward.has_value());
       REQUIRE(backward->inputs.size() >= 3);
+      REQUIRE(backward->offset.has_value());
       // The forward record is read by the row statistics, not by the backward pass proper.
-      const auto row_stats = dumped_node(dump, "attention_row_stats");
+      const auto row_stats = testing::first_dumped_node(shared.dump, " attention_row_stats ");
       REQUIRE(row_stats.has_value());
       CHECK(std::find(backward->inputs.begin(), backward->inputs.end(), row_stats->inputs[0]) == backward->inputs.end());
-      CHECK(dumped_line(dump, row_stats->inputs[0]).find(" attention ") != std::string::npos);
+      const auto record = testing::dumped_node(shared.dump, row_stats->inputs[0]);
+      REQUIRE(record.has_value());
+      CHECK(record->line.find(" attention ") != std::string::npos);
       // dQ's part starts where q is; dK's and dV's follow where k and v were placed.
-      CHECK(backward->offset == dumped_offset(dump, backward->inputs[0]));
-      CHECK(dumped_offset(dump, backward->inputs[1]) == backward->offset + static_cast<std::size_t>(2 * c.q_len * 16 * 4));
-      CHECK(dumped_offset(dump, backward->inputs[2]) == backward->offset + static_cast<std::size_t>(2 * (c.q_len + c.k_len) * 16 * 4));
+      const std::size_t at = *backward->offset;
+      CHECK(at == offset_of(shared.dump, backward->inputs[0]));
+      CHECK(offset_of(shared.dump, backward->inputs[1]) == at + static_cast<std::size_t>(2 * c.q_len * 16 * 4));
+      CHECK(offset_of(shared.dump, backward->inputs[2]) == at + static_cast<std::size_t>(2 * (c.q_len + c.k_len) * 16 * 4));
     }
-    const auto apart_backward = dumped_node(apart_dump, "attention_backward");
+    const auto apart_backward = testing::first_dumped_node(apart.dump, " attention_backward ");
     REQUIRE(apart_backward.has_value());
-    CHECK(apart_backward->offset != dumped_offset(apart_dump, apart_backward->inputs[0]));
+    CHECK(apart_backward->offset != offset_of(apart.dump, apart_backward->inputs[0]));
   }
 }
 
@@ -407,18 +386,11 @@ TEST_CASE("attention's gradients keep their own bytes when a bias gradient is a 
     for (Var d : grad(g, loss, wrt)) outputs.push_back(d);
     xt::xarray<float> xs = xt::sin(xt::arange<float>(0.0f, 640.0f) * 0.45f);
     xs.reshape({1, 2, 40, 8});
-    auto run = [&](const CompileOptions& options) {
-      Program p = compile(g, outputs, options);
-      p.run({{x, xs}});
-      std::vector<xt::xarray<float>> values;
-      for (Var v : outputs) values.push_back(p.get<float>(v));
-      return std::pair{std::move(values), p.dump()};
-    };
-    const auto [apart, apart_dump] = run({.in_place = false});
-    const auto [shared, dump] = run({});
-    for (std::size_t i = 0; i < outputs.size(); ++i) CHECK(xt::all(xt::equal(shared[i], apart[i])));
-    const auto backward = dumped_node(dump, "attention_backward");
+    const Run apart = run_once(g, outputs, {{x, xs}}, {.in_place = false});
+    const Run shared = run_once(g, outputs, {{x, xs}}, {});
+    for (std::size_t i = 0; i < outputs.size(); ++i) CHECK(xt::all(xt::equal(shared.values[i], apart.values[i])));
+    const auto backward = testing::first_dumped_node(shared.dump, " attention_backward ");
     REQUIRE(backward.has_value());
-    CHECK(backward->offset != dumped_offset(dump, backward->inputs[0]));
+    CHECK(backward->offset != offset_of(shared.dump, backward->inputs[0]));
   }
 }

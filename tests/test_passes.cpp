@@ -231,12 +231,9 @@ TEST_CASE("epilogue fusion: bias, activation and residual run inside the product
 }
 
 /// The arena offset a Program's dump gives the first scheduled node whose line holds `marker`.
-std::string arena_offset(const Program& p, std::string_view marker) {
-  const std::string dump = p.dump();
-  const std::size_t line = dump.find(marker);
-  if (line == std::string::npos) return "";
-  const std::size_t at = dump.find("arena+", line), end = dump.find_first_of(" \n", at);
-  return at == std::string::npos ? "" : dump.substr(at, end - at);
+std::optional<std::size_t> arena_offset(const Program& p, std::string_view marker) {
+  const std::optional<testing::DumpedNode> node = testing::first_dumped_node(p.dump(), marker);
+  return node ? node->offset : std::nullopt;
 }
 
 TEST_CASE("epilogue fusion: ReLU's gradient gate runs inside the product, over the ReLU output, bit for bit") {

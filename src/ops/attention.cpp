@@ -26,9 +26,19 @@ namespace {
 
 constexpr std::string_view kOp = "scaled_dot_product_attention";
 
+/// The queries' rows alone (all the row statistics see), from the shape of q, O or dO: `dim` is
+/// its last axis, whichever that is.
+kernels::AttentionShape query_rows_shape(const Shape& rows, const AttentionAttr& attr) {
+  if (attr.sequence_major) return {rows[0] * rows[2], rows[1], 0, 0, rows[3], rows[2], attr.causal, true};
+  return {rows[0] * rows[1], rows[2], 0, 0, rows[3], rows[1], attr.causal, false};
+}
+
 kernels::AttentionShape attention_shape(const Shape& q, const Shape& k, const Shape& v, const AttentionAttr& attr) {
-  if (attr.sequence_major) return {q[0] * q[2], q[1], k[1], q[3], v[3], q[2], attr.causal, true};
-  return {q[0] * q[1], q[2], k[2], q[3], v[3], q[1], attr.causal, false};
+  kernels::AttentionShape s = query_rows_shape(q, attr);
+  s.k_len = attr.sequence_major ? k[1] : k[2];
+  s.qk_dim = q[3];
+  s.v_dim = v[3];
+  return s;
 }
 
 /// Calls work(first_head, last_head, slot) on disjoint head ranges, one per scratch slot of the
@@ -50,12 +60,6 @@ void split_heads(ThreadPool* pool, std::int64_t heads, std::int64_t slots, Work&
 std::int64_t attention_slots(const kernels::AttentionShape& s, int threads) {
   const std::int64_t elements = s.heads * s.q_len * s.k_len;
   return elements >= kernels::kParallelElements ? std::clamp<std::int64_t>(threads, 1, s.heads) : 1;
-}
-
-/// The queries' rows alone (all the row statistics see), from the shape of O or dO.
-kernels::AttentionShape query_rows_shape(const Shape& out, const AttentionAttr& attr) {
-  if (attr.sequence_major) return {out[0] * out[2], out[1], 0, 0, out[3], out[2], attr.causal, true};
-  return {out[0] * out[1], out[2], 0, 0, out[3], out[1], attr.causal, false};
 }
 
 /// Offsets (in elements) of the parts of both records.

@@ -31,8 +31,7 @@ std::optional<std::vector<int>> all_permuted(const ProgramGraph& graph, const st
 struct Plan {
   std::vector<int> outputs;                  // attention_output views, each with its permutes
   std::vector<std::vector<int>> output_permutes;
-  std::vector<int> row_stats;                // attention_row_stats nodes, with the permute their dO is
-  std::vector<int> d_out_permutes;
+  std::vector<int> row_stats;                // attention_row_stats nodes, whose dO is the permute
   std::vector<int> backwards;                // the attention_backward nodes reading them (the same dO)
   std::vector<int> gradient_views;           // reshapes of dQ, dK, dV, each with its permutes
   std::vector<std::vector<int>> gradient_permutes;
@@ -77,7 +76,6 @@ std::optional<Plan> plan_for(const ProgramGraph& graph, const std::vector<std::v
       const int d_out = r.inputs[1];
       if (!swaps_heads_and_sequence(graph.node(d_out)) || graph.is_output(reader)) return std::nullopt;
       plan.row_stats.push_back(reader);
-      plan.d_out_permutes.push_back(d_out);
       for (int b : readers[static_cast<std::size_t>(reader)]) {
         const Node& backward = graph.node(b);
         if (backward.op != &op_attention_backward || !std::equal(a.inputs.begin(), a.inputs.end(), backward.inputs.begin()) ||
@@ -121,10 +119,10 @@ void sequence_major_attention(ProgramGraph& graph, PassLog& log) {
       read_unpermuted(graph.node(plan->outputs[k]), 1);  // [record, q, k, v, ...]
       becomes(plan->outputs[k], plan->output_permutes[k]);
     }
-    for (std::size_t k = 0; k < plan->row_stats.size(); ++k) {
-      Node& stats = graph.node(plan->row_stats[k]);
+    for (int r : plan->row_stats) {
+      Node& stats = graph.node(r);
       to_sequence_major(stats);
-      stats.inputs[1] = graph.node(plan->d_out_permutes[k]).inputs[0];
+      stats.inputs[1] = graph.node(stats.inputs[1]).inputs[0];
     }
     for (int b : plan->backwards) {
       Node& backward = graph.node(b);
