@@ -42,9 +42,16 @@ struct CompileOptions {
   /// Arena bytes to fit in. Unset: no limit. Set: if the plain arena is larger, compile() copies
   /// output views, reorders independent ops to lower the peak of live bytes (even when
   /// memory_aware_order is off), then recomputes forward values in the backward pass (cheapest per
-  /// byte saved first) until the arena fits, or throws ValueError naming the budget and the
-  /// smallest arena it reached. Results keep every bit; report().memory_budget says what it cost.
+  /// byte saved first) until the arena fits, then (memory_split_rows) runs regions by rows, or
+  /// throws ValueError naming the budget and the smallest arena it reached. Recomputation keeps
+  /// every bit; report().memory_budget says what it cost.
   std::optional<std::size_t> memory_budget = std::nullopt;
+  /// When recomputation alone cannot fit memory_budget: run the regions around the largest values
+  /// (a feed-forward block's hidden activation and its gradient) in chunks of rows, so that one
+  /// chunk of such a value exists at a time. Sums over rows (weight and bias gradients) are then
+  /// added chunk by chunk, so results agree with the unsplit program to rounding, not bit for bit.
+  /// Off: such a budget throws ValueError instead.
+  bool memory_split_rows = true;
 };
 
 /// One input value for Program::run: a view, not a copy, of the caller's array.

@@ -42,7 +42,8 @@ struct MemoryBudgetReport {
   std::size_t peak_before = 0, peak_after = 0;    // their peaks of live bytes
   bool rescheduled = false;                       // ops were reordered to lower the peak
   std::size_t recomputed = 0;                     // forward values computed again in the backward pass
-  std::size_t extra_kernel_calls = 0;
+  std::size_t row_splits = 0;                     // regions run in chunks of rows (the split_rows pass)
+  std::size_t extra_kernel_calls = 0;             // against the program without a budget
   std::uint64_t extra_matmul_flops = 0;
   std::size_t extra_memory_bytes = 0;             // read and written by the recomputations that are not products
 };

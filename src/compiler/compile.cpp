@@ -85,7 +85,8 @@ Program compile(const Graph& graph, const std::vector<Var>& outputs, const Compi
     std::vector<bool> gradient(count, false);
     for (std::size_t id = 0; id < count; ++id) gradient[id] = graph.is_gradient(static_cast<int>(id));
     fit_memory_budget({impl->nodes, live, impl->is_output, impl->value_of, impl->recomputes, gradient, schedule,
-                       *options.memory_budget, options.in_place, impl->pool->size(), impl->report, copy_output_views});
+                       *options.memory_budget, options.in_place, options.memory_split_rows, impl->pool->size(), impl->report,
+                       copy_output_views});
   }
   const std::size_t count_now = nodes.size();  // with the recomputations
   const Liveness lv =

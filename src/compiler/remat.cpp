@@ -17,6 +17,7 @@
 
 #include "compiler/memory_order.hpp"
 #include "compiler/memory_plan.hpp"
+#include "compiler/row_split.hpp"
 #include "xgrad/error.hpp"
 #include "xgrad/format.hpp"
 #include "xgrad/op_def.hpp"
@@ -213,6 +214,18 @@ void fit_memory_budget(BudgetFit fit) {
 
   r.arena_before = r.arena_after = arena(fit.schedule);
   r.peak_before = r.peak_after = peak(fit.schedule);
+  // Kernel calls and product FLOPs of the program without a budget, which the cost is reported against.
+  const auto calls_and_flops = [&](const std::vector<int>& order, const Liveness& of) {
+    std::pair<std::size_t, std::uint64_t> total{0, 0};
+    for (int id : order) {
+      const Node& n = fit.nodes[static_cast<std::size_t>(id)];
+      if (of.skip[static_cast<std::size_t>(id)] || n.shape.numel() == 0) continue;
+      ++total.first;
+      if (n.op->matmul_flops != nullptr) total.second += n.op->matmul_flops(n, fit.nodes);
+    }
+    return total;
+  };
+  const auto [calls_before, flops_before] = calls_and_flops(fit.schedule, liveness(fit.schedule));
   fit.recomputes.assign(fit.nodes.size(), -1);
   if (r.arena_before <= fit.budget) return;
   copy_views = fit.copy_output_views = true;
@@ -243,6 +256,7 @@ void fit_memory_budget(BudgetFit fit) {
   std::size_t current = peak(schedule), target = fit.budget;
   std::size_t best = r.arena_after;
   std::vector<int> accepted, rejected;
+  PassReport split_log{"split_rows", 0, {}};
   std::size_t next = 0;
   constexpr int kRounds = 3;
   int rounds = 0;
@@ -299,15 +313,29 @@ void fit_memory_budget(BudgetFit fit) {
     }
     if (next >= order.size()) {
       drop_unneeded();
-      const std::vector<int> leanest = remat.schedule();
+      std::vector<int> leanest = remat.schedule();
+      // The last lever: the values recomputation cannot make small enough, a chunk of rows at a time.
+      if (fit.split_rows) {
+        RowSplitProgram program{fit.nodes, fit.live, fit.is_output, fit.value_of, fit.recomputes, leanest, fit.gradient};
+        const bool fits = split_rows_to_fit(program, fit.budget, liveness, split_log, best);
+        r.row_splits = split_log.rewrites;
+        if (fits) {
+          schedule = std::move(leanest);
+          r.arena_after = arena(schedule);
+          r.peak_after = peak(schedule);
+          break;
+        }
+      }
       const Liveness lv = liveness(leanest);
       best = std::min(best, plan_memory(lv.buffers).arena_bytes);
       const auto recomputed = static_cast<std::size_t>(std::count_if(accepted.begin(), accepted.end(), [&](int c) { return remat.on(c); }));
       throw ValueError(fmt::format(
           "compile: no plan fits the memory budget of {} bytes ({:.1f} MiB): the smallest arena reached is {} bytes "
-          "({:.1f} MiB), against {} bytes without a budget, with {} of {} forward values recomputed in the backward pass; {}",
+          "({:.1f} MiB), against {} bytes without a budget, with {} of {} forward values recomputed in the backward pass{}; {}",
           fit.budget, static_cast<double>(fit.budget) / 1048576.0, best, static_cast<double>(best) / 1048576.0, r.arena_before,
-          recomputed, remat.candidates().size(), describe_peak(fit.nodes, leanest, lv)));
+          recomputed, remat.candidates().size(),
+          r.row_splits > 0 ? fmt::format(" and {} regions run in row chunks", r.row_splits) : std::string(),
+          describe_peak(fit.nodes, leanest, lv)));
     }
     // The plan places buffers with gaps: aim the peak lower by what the arena is over.
     const std::size_t over = planned - fit.budget;
@@ -316,21 +344,22 @@ void fit_memory_budget(BudgetFit fit) {
 
   PassReport& log = fit.report.passes.emplace_back(PassReport{"rematerialize", 0, {}});
   const Liveness lv = liveness(schedule);
+  // Against the program without a budget: a split's chunks replace nodes as well as repeat them.
+  const auto [calls_after, flops_after] = calls_and_flops(schedule, lv);
+  r.extra_kernel_calls = calls_after > calls_before ? calls_after - calls_before : 0;
+  r.extra_matmul_flops = flops_after > flops_before ? flops_after - flops_before : 0;
   for (int id : schedule) {
     const int from = fit.recomputes[static_cast<std::size_t>(id)];
     if (from < 0) continue;
     const Node& n = fit.nodes[static_cast<std::size_t>(id)];
     fit.live[static_cast<std::size_t>(id)] = true;
     ++r.recomputed;
-    if (!lv.skip[static_cast<std::size_t>(id)]) {
-      ++r.extra_kernel_calls;
-      if (n.op->matmul_flops != nullptr) r.extra_matmul_flops += n.op->matmul_flops(n, fit.nodes);
-      else r.extra_memory_bytes += recompute_cost(n, fit.nodes) / kFlopsPerByte;
-    }
+    if (!lv.skip[static_cast<std::size_t>(id)] && n.op->matmul_flops == nullptr) r.extra_memory_bytes += recompute_cost(n, fit.nodes) / kFlopsPerByte;
     ++log.rewrites;
     log.changes.push_back(fmt::format("%{} recomputes {} before %{} ({} bytes)", id, describe(n, from),
                                       remat.first_reader(schedule, id), bytes_of(n)));
   }
+  if (split_log.rewrites > 0) fit.report.passes.push_back(std::move(split_log));
   fit.schedule = std::move(schedule);
 }
 

@@ -19,15 +19,17 @@ struct BudgetFit {
   std::vector<int>& schedule;      // computed nodes in run order, rewritten
   std::size_t budget = 0;
   bool in_place = true;
+  bool split_rows = true;          // CompileOptions::memory_split_rows
   int slots = 1;
   CompileReport& report;
   bool& copy_output_views;         // set when output views are copied (assign_buffers) to fit
 };
 
 /// Rewrites the schedule (and the readers of recomputed values) so that the arena fits
-/// `fit.budget`, or throws ValueError naming the budget and the smallest arena reached. Values are
-/// unchanged bit for bit: a recomputation is a copy of the node, and kernels are pure functions of
-/// their operands, attributes and the run.
+/// `fit.budget`, or throws ValueError naming the budget and the smallest arena reached. Recomputation
+/// keeps values bit for bit: a recomputation is a copy of the node, and kernels are pure functions of
+/// their operands, attributes and the run. Only when it is not enough, and `split_rows` allows,
+/// regions run in row chunks (row_split.hpp), which changes the rounding of sums over rows.
 void fit_memory_budget(BudgetFit fit);
 
 }  // namespace xg

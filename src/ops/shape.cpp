@@ -113,11 +113,28 @@ void concat_kernel(const Node& node, std::span<const Buffer> in, const Buffer& o
   for (const Buffer& part : in) {
     const auto src_strides = contiguous_strides(part.dims());
     visit_dtype(out.dtype, [&]<class T>() {
-      copy_strided(part.as<T>(), src_strides.data(), out.as<T>() + position * dst_strides[axis], dst_strides.data(),
-                   part.dims());
+      T* target = out.as<T>() + position * dst_strides[axis];
+      // A part the planner placed where it belongs (concat_parts) is there already.
+      if (target != part.as<T>()) copy_strided(part.as<T>(), src_strides.data(), target, dst_strides.data(), part.dims());
     });
     position += part.dims()[axis];
   }
+}
+
+/// Along an axis with no longer axis before it, each part is one range of the output, whose bytes
+/// the part may already be.
+std::vector<InPlacePart> concat_parts(const Node& node, std::span<const Node> nodes) {
+  const int axis = std::get<AxisAttr>(node.attrs).axis;
+  for (int before = 0; before < axis; ++before) {
+    if (node.shape[before] != 1) return {};
+  }
+  std::vector<InPlacePart> parts;
+  std::int64_t offset = 0;
+  for (std::size_t k = 0; k < node.inputs.size(); ++k) {
+    parts.push_back({static_cast<int>(k), offset});
+    offset += nodes[static_cast<std::size_t>(node.inputs[k])].shape.numel();
+  }
+  return parts;
 }
 
 using Grads = std::vector<Var>;
@@ -153,7 +170,7 @@ const OpDef op_permute{.name = "permute", .forward = permute_kernel, .vjp = vjp_
 const OpDef op_broadcast_to{.name = "broadcast_to", .forward = broadcast_kernel, .vjp = vjp_broadcast};
 const OpDef op_slice{.name = "slice", .forward = slice_kernel, .vjp = vjp_slice, .view = slice_as_view};
 const OpDef op_slice_scatter{.name = "slice_scatter", .forward = slice_scatter_kernel, .vjp = vjp_slice_scatter};
-const OpDef op_concat{.name = "concat", .forward = concat_kernel, .vjp = vjp_concat};
+const OpDef op_concat{.name = "concat", .forward = concat_kernel, .vjp = vjp_concat, .in_place_parts = concat_parts};
 
 namespace {
 /// Elements start, start + step, ... below stop (step > 0), without overflow for any step.

@@ -175,10 +175,11 @@ std::string CompileReport::summary(bool every_change) const {
   }
   if (const MemoryBudgetReport& m = memory_budget; m.budget > 0) {
     out += fmt::format(
-        "memory budget {} bytes: arena {} -> {} bytes (peak live {} -> {}), {}{} values recomputed, {} more kernel calls, "
+        "memory budget {} bytes: arena {} -> {} bytes (peak live {} -> {}), {}{} values recomputed, {}{} more kernel calls, "
         "{} more matmul FLOPs, {} more non-GEMM memory bytes\n",
         m.budget, m.arena_before, m.arena_after, m.peak_before, m.peak_after, m.rescheduled ? "reordered for memory, " : "",
-        m.recomputed, m.extra_kernel_calls, m.extra_matmul_flops, m.extra_memory_bytes);
+        m.recomputed, m.row_splits > 0 ? fmt::format("{} regions split by rows, ", m.row_splits) : std::string(),
+        m.extra_kernel_calls, m.extra_matmul_flops, m.extra_memory_bytes);
   }
   constexpr std::size_t kShown = 3;
   for (const PassReport& p : passes) {
