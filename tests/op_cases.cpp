@@ -126,6 +126,10 @@ std::vector<OpCase> build_cases() {
          const Var a = normal(g, "a", {3, 4}), b = normal(g, "b", {4, 5});
          return CheckTarget{matmul(a, b), {a, b}};
        }},
+      {"matmul", "(2, 3, 4) @ (4, 5): a shared right operand", [](Graph& g) {
+         const Var a = normal(g, "a", {2, 3, 4}), b = normal(g, "b", {4, 5});
+         return CheckTarget{matmul(a, b), {a, b}};
+       }},
       {"matmul", "transpose_a", [](Graph& g) {
          const Var a = normal(g, "a", {4, 3}), b = normal(g, "b", {4, 5});
          return CheckTarget{matmul(a, b, true, false), {a, b}};

@@ -79,6 +79,15 @@ std::vector<Var> vjp_matmul(const VjpArgs& args) {
   const auto& attr = std::get<MatmulAttr>(args.node.attrs);
   const Var a = args.inputs[0], b = args.inputs[1], g = args.grad;
   Var da, db;
+  // A shared right operand under a batch of rows (x W of a (B, S, K) activation): its gradient is
+  // one product over all B * S rows, not B products of the weight's size summed afterwards.
+  const std::int64_t k = a.shape()[a.rank() - 1], n = g.shape()[g.rank() - 1];
+  if (b.rank() == 2 && a.rank() > 2 && !attr.transpose_a && k > 0 && n > 0) {
+    const Var rows_a = reshape(a, Shape{a.shape().numel() / k, k}), rows_g = reshape(g, Shape{g.shape().numel() / n, n});
+    da = matmul(g, b, false, !attr.transpose_b);
+    db = attr.transpose_b ? matmul(rows_g, rows_a, true, false) : matmul(rows_a, rows_g, true, false);
+    return {da, db};
+  }
   if (!attr.transpose_a && !attr.transpose_b) {
     da = matmul(g, b, false, true);
     db = matmul(a, g, true, false);
