@@ -64,14 +64,9 @@ class Rematerializer {
     std::sort(candidates_.begin(), candidates_.end());
     candidate_readers_.resize(count);
     f_.recomputes.assign(count, -1);
+    FittedProgram program{f_.nodes, f_.live, f_.is_output, f_.value_of, f_.recomputes, f_.schedule, f_.gradient};
     for (int c : candidates_) {
-      Node copy = f_.nodes[static_cast<std::size_t>(c)];
-      const int id = static_cast<int>(f_.nodes.size());
-      f_.nodes.push_back(std::move(copy));
-      f_.live.push_back(false);
-      f_.is_output.push_back(false);
-      f_.value_of.push_back(id);
-      f_.recomputes.push_back(c);
+      const int id = program.append(f_.nodes[static_cast<std::size_t>(c)], false, c);
       clone_[static_cast<std::size_t>(c)] = id;
       for (int in : distinct_inputs(f_.nodes[static_cast<std::size_t>(c)])) {
         if (clone_[static_cast<std::size_t>(in)] >= 0) candidate_readers_[static_cast<std::size_t>(in)].push_back(c);
@@ -316,7 +311,7 @@ void fit_memory_budget(BudgetFit fit) {
       std::vector<int> leanest = remat.schedule();
       // The last lever: the values recomputation cannot make small enough, a chunk of rows at a time.
       if (fit.split_rows) {
-        RowSplitProgram program{fit.nodes, fit.live, fit.is_output, fit.value_of, fit.recomputes, leanest, fit.gradient};
+        FittedProgram program{fit.nodes, fit.live, fit.is_output, fit.value_of, fit.recomputes, leanest, fit.gradient};
         const bool fits = split_rows_to_fit(program, fit.budget, liveness, split_log, best);
         r.row_splits = split_log.rewrites;
         if (fits) {

@@ -142,7 +142,7 @@ struct Region {
   std::map<int, std::int64_t> row_lengths;  // fused elementwise members: their chunks' row length
 };
 
-std::optional<Region> find_region(const RowSplitProgram& p, int seed, int chunks) {
+std::optional<Region> find_region(const FittedProgram& p, int seed, int chunks) {
   const std::vector<Node>& nodes = p.nodes;
   const std::size_t count = nodes.size();
   // Where the backward pass starts: its first node built by grad() (every node a budget adds is
@@ -264,7 +264,7 @@ std::optional<Region> find_region(const RowSplitProgram& p, int seed, int chunks
 
 }  // namespace
 
-bool split_by_rows(RowSplitProgram p, int seed, int chunks, std::string& change) {
+bool split_by_rows(FittedProgram p, int seed, int chunks, std::string& change) {
   const std::optional<Region> found = find_region(p, seed, chunks);
   if (!found) return false;
   const Region& r = *found;
@@ -273,14 +273,8 @@ bool split_by_rows(RowSplitProgram p, int seed, int chunks, std::string& change)
 
   std::vector<int> block;  // the new nodes, in run order
   const auto append = [&](Node n, int repeats) {
-    const int id = static_cast<int>(p.nodes.size());
-    p.nodes.push_back(std::move(n));
-    p.live.push_back(true);
-    p.is_output.push_back(false);
-    p.value_of.push_back(id);
-    p.recomputes.push_back(repeats);
-    block.push_back(id);
-    return id;
+    block.push_back(p.append(std::move(n), true, repeats));
+    return block.back();
   };
   const auto node = [&](int id) -> const Node& { return p.nodes[static_cast<std::size_t>(id)]; };
 
@@ -403,7 +397,7 @@ bool split_by_rows(RowSplitProgram p, int seed, int chunks, std::string& change)
   return true;
 }
 
-bool split_rows_to_fit(RowSplitProgram p, std::size_t budget, const std::function<Liveness(const std::vector<int>&)>& liveness,
+bool split_rows_to_fit(FittedProgram p, std::size_t budget, const std::function<Liveness(const std::vector<int>&)>& liveness,
                        PassReport& log, std::size_t& smallest) {
   // A few splits at most: each one is a region around one large value.
   constexpr int kMaxSplits = 8;

@@ -8,23 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "compiler/fitted_program.hpp"
 #include "compiler/memory_plan.hpp"
 #include "xgrad/compile_report.hpp"
 #include "xgrad/graph.hpp"
 
 namespace xg {
-
-/// The program being fitted, as fit_memory_budget holds it: nodes may be appended (the per-node
-/// vectors grow with them) and the schedule rewritten.
-struct RowSplitProgram {
-  std::vector<Node>& nodes;
-  std::vector<bool>& live;
-  std::vector<bool>& is_output;
-  std::vector<int>& value_of;
-  std::vector<int>& recomputes;
-  std::vector<int>& schedule;
-  const std::vector<bool>& gradient;  // per node before fitting: built by grad(), the backward pass
-};
 
 /// Runs the region of `seed` in `chunks` chunks of rows, or returns false and changes nothing when
 /// it cannot. The region is the seed (a node that computes each row of its value from the same row
@@ -35,15 +24,16 @@ struct RowSplitProgram {
 /// row-indexed operands are read as views of their rows; a value read outside the region is the
 /// concat of its chunks (which take their parts of its bytes), a sum the last of its running sums.
 /// A seed the forward pass also reads stays for those readers, and the region recomputes it by
-/// chunks for the backward pass's. `change` describes what was split. Unlike recomputation, this changes rounding: the sums over rows
-/// are added in another order, and a product of fewer rows may take another kernel path.
-bool split_by_rows(RowSplitProgram program, int seed, int chunks, std::string& change);
+/// chunks for the backward pass's. `change` describes what was split. Unlike recomputation, this
+/// changes rounding: the sums over rows are added in another order, and a product of fewer rows
+/// may take another kernel path.
+bool split_by_rows(FittedProgram program, int seed, int chunks, std::string& change);
 
 /// Splits regions of the values alive where the arena peaks, most bytes first, with the fewest chunks
 /// that fit `budget` (else the ones that lower the arena most), until the arena fits or no split
 /// lowers it; each split is logged. Returns whether the arena fits; `smallest` is lowered to the
 /// smallest arena reached.
-bool split_rows_to_fit(RowSplitProgram program, std::size_t budget,
+bool split_rows_to_fit(FittedProgram program, std::size_t budget,
                        const std::function<Liveness(const std::vector<int>&)>& liveness, PassReport& log,
                        std::size_t& smallest);
 
