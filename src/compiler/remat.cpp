@@ -207,8 +207,9 @@ void fit_memory_budget(BudgetFit fit) {
   auto peak = [&](const std::vector<int>& schedule) { return peak_live_bytes(liveness(schedule).buffers); };
   auto arena = [&](const std::vector<int>& schedule) { return plan_memory(liveness(schedule).buffers).arena_bytes; };
 
-  r.arena_before = r.arena_after = arena(fit.schedule);
-  r.peak_before = r.peak_after = peak(fit.schedule);
+  const Liveness plain = liveness(fit.schedule);
+  r.arena_before = r.arena_after = plan_memory(plain.buffers).arena_bytes;
+  r.peak_before = r.peak_after = peak_live_bytes(plain.buffers);
   // Kernel calls and product FLOPs of the program without a budget, which the cost is reported against.
   const auto calls_and_flops = [&](const std::vector<int>& order, const Liveness& of) {
     std::pair<std::size_t, std::uint64_t> total{0, 0};
@@ -220,7 +221,7 @@ void fit_memory_budget(BudgetFit fit) {
     }
     return total;
   };
-  const auto [calls_before, flops_before] = calls_and_flops(fit.schedule, liveness(fit.schedule));
+  const auto [calls_before, flops_before] = calls_and_flops(fit.schedule, plain);
   fit.recomputes.assign(fit.nodes.size(), -1);
   if (r.arena_before <= fit.budget) return;
   copy_views = fit.copy_output_views = true;

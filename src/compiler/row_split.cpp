@@ -8,6 +8,7 @@
 #include <map>
 #include <numeric>
 #include <optional>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -297,7 +298,6 @@ bool split_by_rows(FittedProgram p, int seed, int chunks, std::string& change) {
 
   std::map<int, int> chunk_of, sum_of;       // member -> its value in this chunk; row sum -> running sum
   std::map<int, std::vector<int>> parts;     // exported member -> its chunks
-  std::size_t sums = 0;
   for (int c = 0; c < chunks; ++c) {
     const std::int64_t begin = c * chunk_rows;
     std::map<int, int> slice_of;
@@ -358,7 +358,6 @@ bool split_by_rows(FittedProgram p, int seed, int chunks, std::string& change) {
   }
   for (const auto& [m, running] : sum_of) {
     result[m] = as_shape_of(running, m);
-    ++sums;
   }
 
   const auto redirect = [&](int id) {
@@ -393,7 +392,7 @@ bool split_by_rows(FittedProgram p, int seed, int chunks, std::string& change) {
   }
   p.schedule = std::move(schedule);
   change = fmt::format("{} ({} bytes) and {} more nodes run in {} chunks of {} rows: {} values read outside as concats, {} sums over rows",
-                       describe(node(seed), seed), bytes_of(node(seed)), r.members.size() - 1, chunks, chunk_rows, parts.size(), sums);
+                       describe(node(seed), seed), bytes_of(node(seed)), r.members.size() - 1, chunks, chunk_rows, parts.size(), sum_of.size());
   return true;
 }
 
@@ -432,18 +431,11 @@ bool split_rows_to_fit(FittedProgram p, std::size_t budget, const std::function<
     for (int seed : seeds) {
       for (int chunks : kChunkCounts) {
         // Tried on a copy of the program, then undone.
-        const std::vector<Node> nodes = p.nodes;
-        const std::vector<bool> live = p.live, is_output = p.is_output;
-        const std::vector<int> value_of = p.value_of, recomputes = p.recomputes, schedule = p.schedule;
+        const auto saved = std::tuple(p.nodes, p.live, p.is_output, p.value_of, p.recomputes, p.schedule);
         std::string change;
         const bool split = split_by_rows(p, seed, chunks, change);
         const std::size_t a = split ? arena_of(p.schedule) : 0;
-        p.nodes = nodes;
-        p.live = live;
-        p.is_output = is_output;
-        p.value_of = value_of;
-        p.recomputes = recomputes;
-        p.schedule = schedule;
+        std::tie(p.nodes, p.live, p.is_output, p.value_of, p.recomputes, p.schedule) = saved;
         if (!split) break;  // the region is not one to split, with any number of chunks
         if (a < best.arena) best = {seed, chunks, a};
         if (a <= budget) break;
